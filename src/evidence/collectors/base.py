@@ -1,0 +1,105 @@
+"""What every collector is: ``collect()`` yields records, ``observe()`` turns one into facts.
+
+A collector never writes anything. It reports pages, scopes and errors to the
+``CollectContext`` it is handed; ``services.collect.run_source`` hashes, stores
+and records. A failure for one scope goes to ``ctx.fail_scope`` and the
+collector carries on with the next; a failure of the whole run is raised.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from evidence.domain.observation import Observation
+
+
+class CollectorOptions(BaseModel):
+    """Base for a collector's ``[[sources]]`` options; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class ScopeResult:
+    scope: str
+    ok: bool
+    records: int = 0
+    code: str = ""
+    message: str = ""
+
+
+@dataclass
+class CollectContext:
+    """The run's notebook: the collector writes what it did, the service reads it."""
+
+    source: str
+    base_dir: Path
+    pseudonymize: Callable[[str], str]
+    pages: int = 0
+    retries: int = 0
+    query: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    scopes: dict[str, ScopeResult] = field(default_factory=dict)
+
+    def page(self, count: int = 1) -> None:
+        self.pages += count
+
+    def start_scope(self, scope: str) -> None:
+        self.scopes.setdefault(scope, ScopeResult(scope=scope, ok=True))
+
+    def fail_scope(self, scope: str, message: str, *, code: str = "") -> None:
+        result = self.scopes.setdefault(scope, ScopeResult(scope=scope, ok=False))
+        result.ok = False
+        result.code = code
+        result.message = message
+
+    def failed_scopes(self) -> list[ScopeResult]:
+        return [s for s in self.scopes.values() if not s.ok]
+
+    def ok_scopes(self) -> list[str]:
+        return [s.scope for s in self.scopes.values() if s.ok]
+
+
+@dataclass(frozen=True)
+class CollectorEnv:
+    """What the composition root hands a collector besides its options."""
+
+    base_dir: Path
+    azure: Any = None  # evidence.config.AzureSettings, kept loose to avoid an import cycle
+    credential_factory: Callable[[], Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Collector(ABC):
+    """Base class. Subclasses set ``kind``, ``version``, ``options_model``, ``observation_kinds``."""
+
+    kind: ClassVar[str]
+    version: ClassVar[str] = "1"
+    options_model: ClassVar[type[CollectorOptions]] = CollectorOptions
+    observation_kinds: ClassVar[tuple[str, ...]] = ()
+    # Keys whose string values name a person (displayName of a user, say): the
+    # service replaces them with pseudonyms before anything is stored. E-mail
+    # addresses and UPNs anywhere in a record are replaced whatever this says.
+    personal_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, options: CollectorOptions, env: CollectorEnv) -> None:
+        self.options = options
+        self.env = env
+
+    @abstractmethod
+    def collect(self, ctx: CollectContext) -> Iterator[Any]:
+        """Yield raw records (JSON-like values), page by page, as they arrive."""
+
+    @abstractmethod
+    def observe(self, record: Any, index: int) -> Iterable[Observation]:
+        """The observations one record supports (``index``: its line in the artifact)."""
+
+    def describe_query(self) -> dict[str, Any]:
+        """What was asked, for the envelope (filters, scope, API versions)."""
+        return self.options.model_dump(mode="json")

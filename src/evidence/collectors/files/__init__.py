@@ -1,0 +1,1 @@
+"""Collectors that read files: scanner outputs and generic JSON imports."""

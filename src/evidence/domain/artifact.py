@@ -1,0 +1,135 @@
+"""Artifacts: a run's records as canonical JSON lines, and the envelope that names them.
+
+``ArtifactWriter`` streams records to a file object it is handed, one canonical
+line each, while it keeps the SHA-256 of the content and the RFC 6962 Merkle
+root over per-record leaves. It never holds a run in memory. The envelope's
+canonical bytes hash to the artifact's identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from evidence.domain.canonical import canonicalize
+from evidence.domain.digest import Digest
+from evidence.domain.merkle import MerkleBuilder
+
+ENVELOPE_SCHEMA = "evidence.envelope/1"
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+
+class ArtifactWriter:
+    """Write canonical lines to ``sink``; read the digests when done."""
+
+    def __init__(self, sink: IO[bytes], *, max_record_bytes: int = MAX_RECORD_BYTES) -> None:
+        self._sink = sink
+        self._content = hashlib.sha256()
+        self._tree = MerkleBuilder()
+        self.max_record_bytes = max_record_bytes
+        self.bytes_written = 0
+
+    @property
+    def record_count(self) -> int:
+        return self._tree.size
+
+    def add(self, record: Any) -> bytes:
+        """Append one record; return its canonical bytes (without the newline)."""
+        line = canonicalize(record)
+        self.add_canonical(line)
+        return line
+
+    def add_canonical(self, line: bytes) -> None:
+        if len(line) > self.max_record_bytes:
+            from evidence.errors import InputError
+
+            raise InputError(
+                f"record {self.record_count + 1} is {len(line)} bytes, over the limit of "
+                f"{self.max_record_bytes}",
+                remedy="split it, or raise [collect] max_record_bytes",
+            )
+        self._tree.add(line)
+        data = line + b"\n"
+        self._content.update(data)
+        self._sink.write(data)
+        self.bytes_written += len(data)
+
+    def content_digest(self) -> Digest:
+        return Digest(self._content.hexdigest())
+
+    def merkle_root(self) -> Digest:
+        return Digest.from_bytes(self._tree.root())
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What a run collected, from where, how, and the hashes that pin it down."""
+
+    source: str
+    collector: str
+    collector_version: str
+    run_id: str
+    started_at: str
+    finished_at: str
+    status: str
+    record_count: int
+    page_count: int
+    content_sha256: str
+    merkle_root: str
+    content_bytes: int
+    query: dict[str, Any] = field(default_factory=dict)
+    scopes: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema: str = ENVELOPE_SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "source": self.source,
+            "collector": self.collector,
+            "collector_version": self.collector_version,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "status": self.status,
+            "record_count": self.record_count,
+            "page_count": self.page_count,
+            "content_sha256": self.content_sha256,
+            "merkle_root": self.merkle_root,
+            "content_bytes": self.content_bytes,
+            "query": self.query,
+            "scopes": self.scopes,
+            "errors": self.errors,
+            "provenance": self.provenance,
+        }
+
+    def canonical(self) -> bytes:
+        return canonicalize(self.to_json())
+
+    def digest(self) -> Digest:
+        return Digest.of(self.canonical())
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Envelope:
+        """Rebuild from parsed JSON; raises KeyError/TypeError when fields are missing."""
+        return cls(
+            schema=str(data["schema"]),
+            source=str(data["source"]),
+            collector=str(data["collector"]),
+            collector_version=str(data["collector_version"]),
+            run_id=str(data["run_id"]),
+            started_at=str(data["started_at"]),
+            finished_at=str(data["finished_at"]),
+            status=str(data["status"]),
+            record_count=int(data["record_count"]),
+            page_count=int(data["page_count"]),
+            content_sha256=str(data["content_sha256"]),
+            merkle_root=str(data["merkle_root"]),
+            content_bytes=int(data["content_bytes"]),
+            query=dict(data.get("query") or {}),
+            scopes=list(data.get("scopes") or []),
+            errors=list(data.get("errors") or []),
+            provenance=dict(data.get("provenance") or {}),
+        )

@@ -1,0 +1,38 @@
+"""Observations: typed, normalized facts derived from records.
+
+A collector's ``observe(record)`` yields these. ``subject`` identifies the
+thing the fact is about within its kind (a resource id, a key id, a review
+instance id); ``(source, kind, subject)`` is the identity the database keeps
+changes against. ``observed_at`` is when the fact held in the system of record;
+when we collected it is the run's business, not the observation's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from evidence.domain.canonical import canonicalize
+from evidence.domain.digest import Digest
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    kind: str
+    subject: str
+    attributes: dict[str, Any]
+    observed_at: datetime | None = None
+    scope: str = ""
+    record_index: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.observed_at is not None and self.observed_at.utcoffset() is None:
+            raise ValueError(f"observation {self.kind}/{self.subject}: observed_at must be aware")
+
+    def fingerprint(self) -> Digest:
+        """Hash of what the fact says; unchanged facts hash the same across runs."""
+        observed = self.observed_at.isoformat() if self.observed_at else None
+        return Digest.of(
+            canonicalize({"a": self.attributes, "o": observed, "s": self.scope})
+        )

@@ -1,0 +1,504 @@
+"""``run_source``: the one flow that turns a source into stored, recorded evidence.
+
+The command line, the daemon and the API all call it. Order of effects, chosen
+so that a crash at any point leaves nothing recorded as stored that is not:
+
+1. the run is recorded as ``running``;
+2. records stream into a spool file in the outbox (canonical lines, hashes,
+   Merkle root) while their observations go to a staging table in one open
+   transaction;
+3. the envelope is written next to the spool file, then one transaction
+   records the run's outcome, the artifact as ``pending`` and the observation
+   changes;
+4. publishing puts the content and envelope in the store (write-once), appends
+   to the ledger, signs a checkpoint, and marks the artifact ``stored``.
+
+A crash before 3 rolls the observations back and the next run marks the run
+``failed`` (interrupted). A crash after 3 leaves a pending artifact in the
+outbox that the next run publishes; ``verify`` counts it as pending, not as a
+problem. When the store is unreachable, step 4 waits for the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection
+
+from evidence.collectors.base import CollectContext, Collector, CollectorEnv
+from evidence.collectors.registry import get_collector
+from evidence.config import SourceSettings, describe_validation
+from evidence.db import tables as t
+from evidence.domain.artifact import ArtifactWriter, Envelope
+from evidence.domain.canonical import canonicalize, utc_text
+from evidence.domain.digest import Digest
+from evidence.domain.ledger import content_key, envelope_key
+from evidence.domain.pseudonym import Pseudonymizer
+from evidence.errors import ConfigError, EvidenceError, StoreError
+from evidence.services import ledger
+from evidence.services._locks import file_lock
+from evidence.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+STAGE_BATCH = 2000
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    source: str
+    status: str
+    records: int
+    pages: int
+    errors: list[dict[str, Any]]
+    envelope: str | None
+    stored: bool
+    store_error: str = ""
+    observations_added: int = 0
+    observations_closed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "source": self.source,
+            "status": self.status,
+            "records": self.records,
+            "pages": self.pages,
+            "errors": self.errors,
+            "envelope": self.envelope,
+            "stored": self.stored,
+            "store_error": self.store_error,
+            "observations_added": self.observations_added,
+            "observations_closed": self.observations_closed,
+        }
+
+
+@dataclass
+class _Staged:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 0
+
+
+def collector_env(rt: Runtime) -> CollectorEnv:
+    settings = rt.settings
+    return CollectorEnv(base_dir=settings.base_dir, azure=settings.azure)
+
+
+def build_collector(source: SourceSettings, env: CollectorEnv, where: str = "") -> Collector:
+    """Instantiate the collector for ``source``, validating its options."""
+    cls = get_collector(source.kind)
+    try:
+        options = cls.options_model.model_validate(source.options)
+    except ValidationError as exc:
+        prefix = Path(where or "config")
+        text = describe_validation(exc, prefix, source.options)
+        raise ConfigError(text.replace(f"{prefix}: ", f"{prefix}: source {source.name}: ")) from None
+    return cls(options, env)
+
+
+def check_sources(rt_settings_sources: list[SourceSettings], env: CollectorEnv, where: str) -> None:
+    """Validate every configured source's options (at start, before doing anything)."""
+    for source in rt_settings_sources:
+        build_collector(source, env, where)
+
+
+def run_source(
+    rt: Runtime,
+    source: SourceSettings,
+    *,
+    collector: Collector | None = None,
+    now: datetime | None = None,
+) -> RunResult:
+    """Collect ``source`` once: store its artifact, record its run and observations."""
+    collector = collector or build_collector(source, collector_env(rt), str(rt.settings.config_path))
+    lock = rt.state_dir / "locks" / f"{source.name}.lock"
+    with file_lock(lock, wait=False, what=f"collection of source {source.name}"):
+        recover_interrupted(rt, source.name)
+        flush_outbox(rt)
+        return _run(rt, source, collector, now or datetime.now(UTC))
+
+
+def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: datetime) -> RunResult:
+    run_id = uuid.uuid4().hex
+    with rt.engine.begin() as conn:
+        conn.execute(
+            t.runs.insert().values(
+                id=run_id,
+                source=source.name,
+                collector=collector.kind,
+                collector_version=collector.version,
+                status="running",
+                started_at=started,
+                record_count=0,
+                page_count=0,
+                errors=[],
+                scopes=[],
+            )
+        )
+    rt.outbox.mkdir(parents=True, exist_ok=True)
+    spool = rt.outbox / f"{run_id}.jsonl"
+    pseudo = Pseudonymizer(rt.pseudonym_key)
+    ctx = CollectContext(source=source.name, base_dir=rt.settings.base_dir, pseudonymize=pseudo.pseudonym)
+    errors: list[dict[str, Any]] = []
+    aborted = False
+    with rt.engine.connect() as conn, conn.begin() as trans:
+        staged = _Staged()
+        with spool.open("wb") as sink:
+            writer = ArtifactWriter(sink, max_record_bytes=rt.settings.collect.max_record_bytes)
+            try:
+                for record in collector.collect(ctx):
+                    _take(record, writer, collector, pseudo, conn, run_id, staged)
+            except EvidenceError as exc:
+                aborted = True
+                errors.append(_error_json(exc))
+            except Exception as exc:  # a collector bug must not look like "nothing found"
+                log.exception("collector %s failed", collector.kind)
+                aborted = True
+                errors.append({"scope": "", "code": "internal", "message": f"{type(exc).__name__}: {exc}"})
+            _flush(conn, staged)
+            sink.flush()
+            os.fsync(sink.fileno())
+        errors[:0] = [
+            {"scope": s.scope, "code": s.code or "scope-failed", "message": s.message}
+            for s in ctx.failed_scopes()
+        ]
+        status = _status(ctx, aborted)
+        finished = datetime.now(UTC)
+        envelope = Envelope(
+            source=source.name,
+            collector=collector.kind,
+            collector_version=collector.version,
+            run_id=run_id,
+            started_at=utc_text(started),
+            finished_at=utc_text(finished),
+            status=status,
+            record_count=writer.record_count,
+            page_count=ctx.pages,
+            content_sha256=str(writer.content_digest()),
+            merkle_root=str(writer.merkle_root()),
+            content_bytes=writer.bytes_written,
+            query={**collector.describe_query(), **ctx.query},
+            scopes=[
+                {"scope": s.scope, "ok": s.ok, "records": s.records} for s in ctx.scopes.values()
+            ],
+            errors=errors,
+            provenance={"retries": ctx.retries, **ctx.provenance},
+        )
+        digest = envelope.digest()
+        _write_durably(rt.outbox / f"{run_id}.envelope.json", envelope.canonical())
+        added, closed = _apply_observations(
+            conn, rt, source.name, run_id, ctx, status, str(digest), started
+        )
+        _store_pseudonyms(conn, pseudo, started)
+        conn.execute(
+            t.artifacts.insert().values(
+                envelope_sha256=str(digest),
+                content_sha256=envelope.content_sha256,
+                merkle_root=envelope.merkle_root,
+                record_count=envelope.record_count,
+                content_bytes=envelope.content_bytes,
+                source=source.name,
+                run_id=run_id,
+                state="pending",
+                created_at=finished,
+            )
+        )
+        conn.execute(
+            t.runs.update()
+            .where(t.runs.c.id == run_id)
+            .values(
+                status=status,
+                finished_at=finished,
+                record_count=envelope.record_count,
+                page_count=envelope.page_count,
+                errors=errors,
+                scopes=envelope.scopes,
+                envelope_sha256=str(digest),
+            )
+        )
+        trans.commit()
+    result = RunResult(
+        run_id=run_id,
+        source=source.name,
+        status=status,
+        records=envelope.record_count,
+        pages=envelope.page_count,
+        errors=errors,
+        envelope=str(digest),
+        stored=False,
+        observations_added=added,
+        observations_closed=closed,
+    )
+    try:
+        publish(rt, run_id)
+        result.stored = True
+    except StoreError as exc:
+        result.store_error = str(exc)
+    return result
+
+
+def _take(
+    record: Any,
+    writer: ArtifactWriter,
+    collector: Collector,
+    pseudo: Pseudonymizer,
+    conn: Connection,
+    run_id: str,
+    staged: _Staged,
+) -> None:
+    line = canonicalize(record)
+    if collector.personal_keys or b"@" in line:
+        record = pseudo.scrub(record, collector.personal_keys)
+        line = canonicalize(record)
+    index = writer.record_count
+    writer.add_canonical(line)
+    for obs in collector.observe(record, index):
+        staged.rows.append(
+            {
+                "run_id": run_id,
+                "kind": obs.kind,
+                "subject": obs.subject,
+                "scope": obs.scope,
+                "observed_at": obs.observed_at,
+                "attributes": obs.attributes,
+                "fingerprint": obs.fingerprint().hex,
+                "record_index": index if obs.record_index is None else obs.record_index,
+            }
+        )
+    if len(staged.rows) >= STAGE_BATCH:
+        _flush(conn, staged)
+
+
+def _flush(conn: Connection, staged: _Staged) -> None:
+    if staged.rows:
+        conn.execute(t.observation_stage.insert(), staged.rows)
+        staged.count += len(staged.rows)
+        staged.rows = []
+
+
+def _status(ctx: CollectContext, aborted: bool) -> str:
+    failed = ctx.failed_scopes()
+    if aborted:
+        return "partial" if ctx.ok_scopes() and failed else "failed"
+    if failed:
+        return "partial" if ctx.ok_scopes() else "failed"
+    return "complete"
+
+
+def _error_json(exc: EvidenceError) -> dict[str, Any]:
+    scope = getattr(exc, "scope", "") or ""
+    code = getattr(exc, "service_code", "") or exc.code
+    return {"scope": scope, "code": code, "message": exc.message}
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _apply_observations(
+    conn: Connection,
+    rt: Runtime,
+    source: str,
+    run_id: str,
+    ctx: CollectContext,
+    status: str,
+    envelope: str,
+    collected_at: datetime,
+) -> tuple[int, int]:
+    """Turn the staged observations into changes: new and changed facts open a row,
+    facts gone from a scope that was fully collected close theirs."""
+    stage, obs = t.observation_stage, t.observations
+    try:
+        if status == "failed":
+            return 0, 0
+        ok_scopes = set(ctx.ok_scopes()) if ctx.scopes else None
+        in_scope = sa.true() if ok_scopes is None else stage.c.scope.in_(sorted(ok_scopes))
+        same_subject = sa.and_(
+            stage.c.run_id == run_id,
+            stage.c.kind == obs.c.kind,
+            stage.c.subject == obs.c.subject,
+            in_scope,
+        )
+        changed = conn.execute(
+            obs.update()
+            .where(
+                obs.c.source == source,
+                obs.c.valid_to.is_(None),
+                sa.exists().where(same_subject, stage.c.fingerprint != obs.c.fingerprint),
+            )
+            .values(valid_to=collected_at)
+        ).rowcount
+        gone_scope = sa.true() if ok_scopes is None else obs.c.scope.in_(sorted(ok_scopes))
+        gone = conn.execute(
+            obs.update()
+            .where(
+                obs.c.source == source,
+                obs.c.valid_to.is_(None),
+                gone_scope,
+                ~sa.exists().where(
+                    stage.c.run_id == run_id,
+                    stage.c.kind == obs.c.kind,
+                    stage.c.subject == obs.c.subject,
+                ),
+            )
+            .values(valid_to=collected_at)
+        ).rowcount
+        # The newest staged row per (kind, subject) wins when a run repeats a subject.
+        newest = sa.select(sa.func.max(stage.c.id)).where(stage.c.run_id == run_id).group_by(
+            stage.c.kind, stage.c.subject
+        )
+        current = sa.exists().where(
+            obs.c.source == source,
+            obs.c.kind == stage.c.kind,
+            obs.c.subject == stage.c.subject,
+            obs.c.valid_to.is_(None),
+        )
+        select = sa.select(
+            sa.literal(source),
+            stage.c.kind,
+            stage.c.subject,
+            stage.c.scope,
+            stage.c.observed_at,
+            stage.c.attributes,
+            stage.c.fingerprint,
+            sa.literal(collected_at, t.UTCDateTime()),
+            sa.literal(envelope),
+            stage.c.record_index,
+        ).where(stage.c.run_id == run_id, stage.c.id.in_(newest), in_scope, ~current)
+        conn.execute(
+            obs.insert().from_select(
+                [
+                    "source",
+                    "kind",
+                    "subject",
+                    "scope",
+                    "observed_at",
+                    "attributes",
+                    "fingerprint",
+                    "valid_from",
+                    "envelope_sha256",
+                    "record_index",
+                ],
+                select,
+            )
+        )
+        # rowcount of INSERT ... SELECT is not reported by every driver; count instead.
+        added = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(obs)
+            .where(obs.c.envelope_sha256 == envelope, obs.c.source == source)
+        ).scalar_one()
+        return int(added), changed + gone
+    finally:
+        conn.execute(stage.delete().where(stage.c.run_id == run_id))
+
+
+def _store_pseudonyms(conn: Connection, pseudo: Pseudonymizer, now: datetime) -> None:
+    if not pseudo.seen:
+        return
+    known = {
+        row[0]
+        for row in conn.execute(
+            sa.select(t.pseudonyms.c.pseudonym).where(t.pseudonyms.c.pseudonym.in_(list(pseudo.seen)))
+        )
+    }
+    fresh = [
+        {"pseudonym": p, "identity": i, "first_seen": now}
+        for p, i in pseudo.seen.items()
+        if p not in known
+    ]
+    if fresh:
+        conn.execute(t.pseudonyms.insert(), fresh)
+
+
+def publish(rt: Runtime, run_id: str) -> None:
+    """Put a pending artifact in the store and the ledger; mark it stored."""
+    spool = rt.outbox / f"{run_id}.jsonl"
+    envelope_file = rt.outbox / f"{run_id}.envelope.json"
+    envelope_bytes = envelope_file.read_bytes()
+    envelope = Envelope.from_json(orjson.loads(envelope_bytes))
+    digest = Digest.of(envelope_bytes)
+    try:
+        rt.store.put_file(content_key(Digest.parse(envelope.content_sha256)), spool)
+        rt.store.put(envelope_key(digest), envelope_bytes)
+        ledger.append(rt, digest)
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"store write failed: {exc}") from exc
+    with rt.engine.begin() as conn:
+        conn.execute(
+            t.artifacts.update()
+            .where(t.artifacts.c.envelope_sha256 == str(digest))
+            .values(state="stored", stored_at=datetime.now(UTC))
+        )
+    for path in (spool, envelope_file):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def flush_outbox(rt: Runtime) -> int:
+    """Publish every pending artifact; return how many were published."""
+    with rt.engine.connect() as conn:
+        pending = [
+            row.run_id
+            for row in conn.execute(
+                sa.select(t.artifacts.c.run_id)
+                .where(t.artifacts.c.state == "pending")
+                .order_by(t.artifacts.c.created_at)
+            )
+        ]
+    for run_id in pending:
+        publish(rt, run_id)
+    return len(pending)
+
+
+def recover_interrupted(rt: Runtime, source: str) -> list[str]:
+    """Mark runs of ``source`` left ``running`` by a dead process as failed, and drop
+    their spool files. Called with the source lock held, so none of them is alive."""
+    with rt.engine.begin() as conn:
+        stale = [
+            row.id
+            for row in conn.execute(
+                sa.select(t.runs.c.id).where(t.runs.c.source == source, t.runs.c.status == "running")
+            )
+        ]
+        for run_id in stale:
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.id == run_id)
+                .values(
+                    status="failed",
+                    finished_at=datetime.now(UTC),
+                    errors=[{"scope": "", "code": "interrupted", "message": "the run was interrupted"}],
+                )
+            )
+            conn.execute(t.observation_stage.delete().where(t.observation_stage.c.run_id == run_id))
+    for run_id in stale:
+        for suffix in (".jsonl", ".envelope.json"):
+            with contextlib.suppress(FileNotFoundError):
+                (rt.outbox / f"{run_id}{suffix}").unlink()
+    return stale
+
+
+def iter_sources(rt: Runtime, names: list[str]) -> Iterator[SourceSettings]:
+    if names:
+        for name in names:
+            yield rt.settings.source(name)
+    else:
+        yield from (s for s in rt.settings.sources if s.enabled)
