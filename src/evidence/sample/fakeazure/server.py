@@ -202,7 +202,9 @@ class FakeAzure:
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self, prefix))
         httpd.daemon_threads = True
         httpd.socket = self._context.wrap_socket(httpd.socket, server_side=True)
-        thread = threading.Thread(target=httpd.serve_forever, name="fakeazure", daemon=True)
+        thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fakeazure", daemon=True
+        )
         thread.start()
         self._listeners.append((httpd, thread))
         return f"https://127.0.0.1:{httpd.server_address[1]}"
