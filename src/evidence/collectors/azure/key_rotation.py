@@ -82,7 +82,7 @@ class KeyRotationCollector(Collector):
             ids = sorted(
                 r.id
                 for r in client.resources.list(filter="resourceType eq 'Microsoft.KeyVault/vaults'")
-                if r.id
+                if r.id and (r.type or "").lower() == "microsoft.keyvault/vaults"
             )
             ctx.page()
             for vault_id in ids:

@@ -174,11 +174,11 @@ class PolicyStatesCollector(Collector):
             try:
                 states = list(iter_values(page, scope, number))
             except ValueError as exc:
-                ctx.fail_scope(scope, str(exc), code="malformed-page")
+                ctx.fail_scope(scope, str(exc), code="malformed-response")
                 return
             if len(states) != len(models):
                 ctx.fail_scope(scope, f"{scope}: page {number}: record count differs from the "
-                               "SDK's", code="malformed-page")
+                               "SDK's", code="malformed-response")
                 return
             ctx.page()
             entry["pages"] = number

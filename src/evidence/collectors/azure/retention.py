@@ -139,7 +139,7 @@ class RetentionCollector(Collector):
                     ctx.fail_scope(scope, f"{resource_id}{suffix}: HTTP 404 {missing.code}",
                                    code=missing.code)
                 except _Malformed as bad:
-                    ctx.fail_scope(scope, f"{resource_id}{suffix}: {bad}", code="malformed-page")
+                    ctx.fail_scope(scope, f"{resource_id}{suffix}: {bad}", code="malformed-response")
                 except azure_errors() as exc:
                     code, message = error_code(exc)
                     ctx.fail_scope(scope, f"{resource_id}{suffix}: {message}", code=code)
@@ -187,7 +187,7 @@ def _read(
 ) -> Iterator[tuple[int, Any]]:
     """(status, body) per page of one generic GET; follows ``nextLink``. 404 is returned,
     other errors raise the SDK's exception (counted retries already happened)."""
-    from azure.core.exceptions import HttpResponseError
+    from azure.core.exceptions import DecodeError, HttpResponseError
     from azure.core.rest import HttpRequest
 
     url: str | None = f"{path}?api-version={api_version}"
@@ -196,7 +196,10 @@ def _read(
         number += 1
         if number > MAX_PAGES:
             raise _Malformed(f"more than {MAX_PAGES} pages")
-        response = client.send_request(HttpRequest("GET", url))
+        try:
+            response = client.send_request(HttpRequest("GET", url))
+        except DecodeError:
+            raise _Malformed(f"page {number} is not valid JSON") from None
         if response.status_code == 404:
             yield 404, _json_or_none(response.content)
             return
