@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from evidence.sample.fakeazure import forbidden, sample_env, server_error, slow, throttled
 from evidence.sample.fakeazure.sample_env import POLICY_STATES, SUBSCRIPTIONS, SUMMARIZE
 
-from .conftest import collect
+from .conftest import collect, fixture
 
 SUB_A, SUB_B = SUBSCRIPTIONS
 
@@ -205,3 +209,92 @@ def test_unknown_options_are_config_errors(azure_ws, sample):
     result = azure_ws.cli("collect", "--json")
     assert result.code == 2
     assert "only_noncompliant" in result.err
+
+
+CORPUS_LISTS = [
+    "policy_states_list_subscription_noncompliant_2024-10-01.json",
+    "policy_states_list_resource_group_skiptoken_mixed_compliance_2024-10-01.json",
+    "policy_states_list_resource_expand_evaluation_details_2024-10-01.json",
+    "policy_states_list_subscription_no_nextlink_key_2019-10-01.json",
+    "policy_states_groupby_aggregate_partial_fields_2019-10-01.json",
+]
+
+
+@pytest.mark.parametrize("name", CORPUS_LISTS)
+def test_every_corpus_list_payload_is_parsed(azure_ws, fake, sample, name):
+    body = fixture(name)
+    body.pop("@odata.nextLink", None)  # the recorded link points at the real service
+    add_source(azure_ws, subscriptions=[SUB_A])
+    fake.json("POST", POLICY_STATES.replace("{sub}", SUB_A), body)
+    fake.json("POST", SUMMARIZE.replace("{sub}", SUB_A), sample_env.summary_of(body["value"]))
+    got = collect(azure_ws, "policy")
+    assert got.result.status == "complete", got.errors
+    assert [r["state"] for r in got.records] == body["value"]  # stored verbatim
+    assert len(got.observations) == len(body["value"])
+    for obs in got.observations:
+        attrs = obs["attributes"]
+        state = next(
+            v
+            for v in body["value"]
+            if v["resourceId"] == attrs["resource_id"]
+            and v["policyDefinitionId"] == attrs["policy_definition_id"]
+        )
+        if "complianceState" in state:
+            expected = state["complianceState"]
+        elif "isCompliant" in state:
+            expected = "Compliant" if state["isCompliant"] else "NonCompliant"
+        else:
+            expected = "Unknown"  # an aggregate row: no state given, none invented
+        assert attrs["compliance_state"] == expected
+
+
+def test_corpus_summary_counts_states_per_assignment_and_definition():
+    from types import SimpleNamespace
+
+    from azure.mgmt.policyinsights.models import SummarizeResults
+
+    from evidence.collectors.azure.policy_states import summary_total
+
+    body = fixture("policy_states_summarize_rg_policy_assignment_2024-10-01.json")
+    model = SummarizeResults.deserialize(body)
+    assert summary_total(model) == 147  # 140 compliant + 7 non-compliant
+    assert summary_total(SimpleNamespace(value=[])) is None
+
+
+def test_unknown_states_and_missing_fields_are_kept(azure_ws, fake, sample):
+    weird = sample_env.policy_state(SUB_A, 1, compliance="Protected")
+    bare = {
+        "resourceId": f"/subscriptions/{SUB_A}/resourceGroups/x/providers/A.B/c/d",
+        "policyAssignmentId": "/a",
+        "policyDefinitionId": "/d",
+    }
+    sample.states[SUB_A] = [weird, bare]
+    add_source(azure_ws, subscriptions=[SUB_A])
+    got = collect(azure_ws, "policy")
+    assert got.result.status == "complete", got.errors
+    states = sorted(o["attributes"]["compliance_state"] for o in got.observations)
+    assert states == ["Protected", "Unknown"]
+    bare_obs = next(o for o in got.observations if o["attributes"]["policy_assignment_id"] == "/a")
+    assert bare_obs["observed_at"] is None
+    assert bare_obs["attributes"]["is_compliant"] is None
+
+
+def test_emails_in_states_are_pseudonymized_before_storage(azure_ws, fake, sample):
+    state = sample_env.policy_state(SUB_A, 0)
+    state["policyAssignmentOwner"] = "alice.auditor@contoso.example"
+    sample.states[SUB_A] = [state]
+    add_source(azure_ws, subscriptions=[SUB_A])
+    got = collect(azure_ws, "policy")
+    assert got.result.status == "complete", got.errors
+    owner = got.records[0]["state"]["policyAssignmentOwner"]
+    assert owner.startswith("pseud:")
+    assert "contoso" not in json.dumps(got.records)
+
+
+def test_recollecting_unchanged_states_adds_nothing(azure_ws, fake, sample):
+    add_source(azure_ws)
+    first = collect(azure_ws, "policy")
+    second = collect(azure_ws, "policy")
+    assert first.result.observations_added == 12
+    assert second.result.observations_added == 0
+    assert second.result.observations_closed == 0

@@ -95,8 +95,8 @@ class PolicyStatesCollector(Collector):
     version: ClassVar[str] = "1.0"
     options_model = PolicyStatesOptions
     observation_kinds = ("azure.policy_state",)
-    # Policy states name resources and policies, not people; e-mails are scrubbed anyway.
-    personal_keys: ClassVar[frozenset[str]] = frozenset({"policyAssignmentOwner"})
+    # Policy states name resources and policies, not people (policyAssignmentOwner is a
+    # category such as "tbd"); e-mail addresses anywhere are pseudonymized by the service.
     options: PolicyStatesOptions
 
     def collect(self, ctx: CollectContext) -> Iterator[Any]:
