@@ -28,6 +28,7 @@ class AzureScopeOptions(CollectorOptions):
     subscriptions: list[str] = Field(default_factory=list)
     management_group: str = ""
     timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    note: str = Field(default="", max_length=500, description="written into every envelope")
 
     @model_validator(mode="after")
     def _one_scope(self) -> AzureScopeOptions:
@@ -144,8 +145,10 @@ def discover_subscriptions(
     return sorted(set(found))
 
 
-def finish(access: AzureAccess, ctx: CollectContext) -> None:
-    """Copy what the pipeline counted into the run's notebook."""
+def finish(access: AzureAccess, ctx: CollectContext, note: str = "") -> None:
+    """Copy what the pipeline counted (and the source's note) into the run's notebook."""
+    if note:
+        ctx.provenance["note"] = note
     ctx.retries = access.retries.count
     if access.retries.reasons:
         ctx.provenance["retry_reasons"] = dict(access.retries.reasons)

@@ -53,7 +53,7 @@ class KeyRotationCollector(Collector):
         try:
             yield from self._collect(access, ctx)
         finally:
-            finish(access, ctx)
+            finish(access, ctx, self.options.note)
 
     def _collect(self, access: AzureAccess, ctx: CollectContext) -> Iterator[Any]:
         ctx.provenance["api_versions"] = {

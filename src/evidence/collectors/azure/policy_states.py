@@ -104,7 +104,7 @@ class PolicyStatesCollector(Collector):
         try:
             yield from self._collect(access, ctx)
         finally:
-            finish(access, ctx)
+            finish(access, ctx, self.options.note)
 
     def _collect(self, access: AzureAccess, ctx: CollectContext) -> Iterator[Any]:
         from azure.mgmt.policyinsights.models import QueryOptions

@@ -85,7 +85,7 @@ class RetentionCollector(Collector):
         try:
             yield from self._collect(access, ctx)
         finally:
-            finish(access, ctx)
+            finish(access, ctx, self.options.note)
 
     def _collect(self, access: AzureAccess, ctx: CollectContext) -> Iterator[Any]:
         ctx.provenance["api_versions"] = dict(API_VERSIONS)

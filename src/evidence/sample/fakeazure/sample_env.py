@@ -9,6 +9,7 @@ what was installed; tests override single routes afterwards (later routes win).
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,7 +126,10 @@ def install(
     subscriptions: tuple[str, ...] = SUBSCRIPTIONS,
     states_per_subscription: int = 6,
     page_size: int = 4,
+    stable_vault_ports: bool = False,
 ) -> SampleEnv:
+    """``stable_vault_ports``: prefer a fixed port per vault, so vault URLs (part of the
+    key observations' subjects) stay the same from one demo run to the next."""
     env = SampleEnv(fake=fake, subscriptions=subscriptions)
     env.states = {
         sub: [policy_state(sub, i) for i in range(states_per_subscription)] for sub in subscriptions
@@ -147,7 +151,7 @@ def install(
     )
     _install_policy(fake, env, page_size)
     for sub in subscriptions:
-        _install_resources(fake, env, sub)
+        _install_resources(fake, env, sub, stable_vault_ports)
     return env
 
 
@@ -178,7 +182,7 @@ def account_id(sub: str, name: str) -> str:
     return f"/subscriptions/{sub}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/{name}"
 
 
-def _install_resources(fake: FakeAzure, env: SampleEnv, sub: str) -> None:
+def _install_resources(fake: FakeAzure, env: SampleEnv, sub: str, stable_port: bool) -> None:
     short = sub[-4:]
     account = account_id(sub, f"samplelogs{short}")
     workspace = (
@@ -187,7 +191,8 @@ def _install_resources(fake: FakeAzure, env: SampleEnv, sub: str) -> None:
     )
     vault_name = f"sample-kv-{short}"
     vault = f"/subscriptions/{sub}/resourceGroups/rg-data/providers/Microsoft.KeyVault/vaults/{vault_name}"
-    vault_url = fake.add_vault(vault_name)
+    port = 20000 + zlib.crc32(vault_name.encode()) % 20000 if stable_port else 0
+    vault_url = fake.add_vault(vault_name, port=port)
     env.vault_urls[vault_name] = vault_url
     listing = [
         {"id": account, "name": f"samplelogs{short}", "type": "Microsoft.Storage/storageAccounts"},
