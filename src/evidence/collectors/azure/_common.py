@@ -154,6 +154,48 @@ def finish(access: AzureAccess, ctx: CollectContext, note: str = "") -> None:
         ctx.provenance["retry_reasons"] = dict(access.retries.reasons)
 
 
+class RawListDeserializer:
+    """Stands in for an operation group's model deserializer for one listing type, so the
+    SDK's own paging, auth, retries and error handling run unchanged while each page's
+    items stay the JSON the service sent (unknown fields and enum values verbatim).
+    Building msrest models we would throw away cost ~1.4 ms per policy state (measured),
+    the largest part of a collection; other types still go to the SDK's deserializer."""
+
+    def __init__(self, inner: Any, target: str, next_key: str) -> None:
+        self._inner, self._target, self._next_key = inner, target, next_key
+
+    def __call__(self, target: str, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if target != self._target:
+            return self._inner(target, response, *args, **kwargs)
+        from types import SimpleNamespace
+
+        from azure.core.exceptions import DecodeError
+
+        body = getattr(response, "context", {}).get("deserialized_data")
+        if body is None:
+            try:
+                body = orjson.loads(response.http_response.body())
+            except orjson.JSONDecodeError:
+                raise DecodeError("the page is not valid JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+            raise DecodeError("the page has no 'value' list")
+        link = body.get(self._next_key)
+        return SimpleNamespace(value=body["value"], next_link=link, odata_next_link=link)
+
+    def __getattr__(self, name: str) -> Any:  # failsafe_deserialize and friends
+        return getattr(self._inner, name)
+
+
+def raw_listing(operations: Any, target: str, next_key: str) -> bool:
+    """Install ``RawListDeserializer`` on an SDK operation group; False when the SDK's
+    layout is not the generated one this relies on (then models are built as usual)."""
+    inner = getattr(operations, "_deserialize", None)
+    if inner is None or not callable(inner):
+        return False
+    operations._deserialize = RawListDeserializer(inner, target, next_key)
+    return True
+
+
 class RawPages:
     """Captures each page's JSON as the service sent it (``raw_response_hook``), so records
     are stored verbatim (unknown fields and enum values included), while the SDK's own

@@ -32,6 +32,7 @@ from evidence.collectors.azure._common import (
     error_code,
     finish,
     iter_values,
+    raw_listing,
     subscription_scope,
 )
 from evidence.collectors.base import CollectContext, Collector
@@ -155,9 +156,11 @@ class PolicyStatesCollector(Collector):
             ctx.fail_scope(scope, f"{scope}: summarize failed: {message}", code=code)
             return
         entry["summarized"] = summary_total(summary)
+        fast = raw_listing(client.policy_states, "PolicyStatesQueryResults", "@odata.nextLink")
         raw = RawPages()
+        hook = {} if fast else {"raw_response_hook": raw}
         pages = client.policy_states.list_query_results_for_subscription(
-            "latest", subscription, query_options=query, raw_response_hook=raw
+            "latest", subscription, query_options=query, **hook
         ).by_page()
         number = 0
         while True:
@@ -170,15 +173,17 @@ class PolicyStatesCollector(Collector):
                 code, message = error_code(exc)
                 ctx.fail_scope(scope, f"{scope}: page {number}: {message}", code=code)
                 return
-            page = raw.take()
-            try:
-                states = list(iter_values(page, scope, number))
-            except ValueError as exc:
-                ctx.fail_scope(scope, str(exc), code="malformed-response")
-                return
-            if len(states) != len(models):
-                ctx.fail_scope(scope, f"{scope}: page {number}: record count differs from the "
-                               "SDK's", code="malformed-response")
+            if fast:
+                states = models  # already the service's JSON
+            else:
+                try:
+                    states = list(iter_values(raw.take(), scope, number))
+                except ValueError as exc:
+                    ctx.fail_scope(scope, str(exc), code="malformed-response")
+                    return
+            if len(states) != len(models) or not all(isinstance(s, dict) for s in states):
+                ctx.fail_scope(scope, f"{scope}: page {number}: items are not policy states",
+                               code="malformed-response")
                 return
             ctx.page()
             entry["pages"] = number
