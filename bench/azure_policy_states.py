@@ -79,8 +79,9 @@ def serve(pages: int, per_page: int, conn: Any) -> None:
             ]
         }
         fake.route("POST", SUMMARIZE, lambda _req: Response(200, summary))
-        conn.send((fake.base_url, str(fake.ca_pem), fake.tenant_id, fake.client_id,
-                   fake.client_secret))
+        conn.send(
+            (fake.base_url, str(fake.ca_pem), fake.tenant_id, fake.client_id, fake.client_secret)
+        )
         conn.recv()  # stop
 
 
@@ -100,7 +101,9 @@ def worker(pages: int, per_page: int) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-policy-") as tmp:
             root = Path(tmp)
-            config = setup.STARTER_CONFIG + f"""
+            config = (
+                setup.STARTER_CONFIG
+                + f"""
 [azure]
 credential = "client_secret"
 resource_manager_url = "{base_url}"
@@ -112,6 +115,7 @@ name = "bench-policy"
 kind = "azure.policy_states"
 subscriptions = ["{SUB}"]
 """
+            )
             setup.init(root, config_text=config)
             settings = load_settings(root / "config.toml")
             setup.db_upgrade(settings)
@@ -159,7 +163,9 @@ def run_worker(pages: int, per_page: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=int(os.environ.get("EVIDENCE_BENCH_PAGES", 1000)))
+    parser.add_argument(
+        "--pages", type=int, default=int(os.environ.get("EVIDENCE_BENCH_PAGES", 1000))
+    )
     parser.add_argument(
         "--per-page", type=int, default=int(os.environ.get("EVIDENCE_BENCH_PER_PAGE", 1000))
     )
@@ -176,7 +182,8 @@ def main() -> None:
     for r in results:
         print(
             f"{r['pages']:>6} pages {r['records']:>9} states: {r['records_per_s']:>8} records/s "
-            f"(floor json.loads {r['floor_records_per_s']} records/s, ratio {r['ratio_to_floor']}x), "
+            f"(floor json.loads {r['floor_records_per_s']} records/s, "
+            f"ratio {r['ratio_to_floor']}x), "
             f"{r['seconds']} s, peak RSS {r['peak_rss_mb']} MB"
         )
     growth = results[1]["peak_rss_mb"] / results[0]["peak_rss_mb"]

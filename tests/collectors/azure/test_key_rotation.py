@@ -46,20 +46,28 @@ def test_versions_and_rotation_policy_through_the_challenge(azure_ws, fake, samp
     }
     assert len(keys) == 4
     # The first data-plane request went out without a token and met the challenge.
-    data_plane = [r for r in fake.requests if r.path.startswith(f"/vaults/{vault_of(sample, SUB_A)}/")]
+    data_plane = [
+        r for r in fake.requests if r.path.startswith(f"/vaults/{vault_of(sample, SUB_A)}/")
+    ]
     first, later = data_plane[0], data_plane[1:]
     assert first.bearer == ""
     assert later
     assert all(r.bearer for r in later)
     scopes = {s["scope"] for s in got.envelope["scopes"]}
-    assert scopes == {f"/subscriptions/{SUB_A}", f"/subscriptions/{SUB_B}", *sample.vault_urls.values()}
+    assert scopes == {
+        f"/subscriptions/{SUB_A}",
+        f"/subscriptions/{SUB_B}",
+        *sample.vault_urls.values(),
+    }
     assert got.envelope["provenance"]["api_versions"]["key_vault_data_plane"] == "7.5"
     assert all(r.query.get("api-version") == "7.5" for r in later)
 
 
 def serve_key(fake, vault_name, key, versions_body, policy_body=None, policy_status=200):
     base = f"/vaults/{vault_name}"
-    fake.json("GET", f"{base}/keys", {"value": [{"kid": f"https://x/keys/{key}"}], "nextLink": None})
+    fake.json(
+        "GET", f"{base}/keys", {"value": [{"kid": f"https://x/keys/{key}"}], "nextLink": None}
+    )
     fake.json("GET", f"{base}/keys/{key}/versions", versions_body)
     if policy_body is not None:
         fake.json("GET", f"{base}/keys/{key}/rotationpolicy", policy_body, policy_status)
@@ -69,7 +77,9 @@ def test_corpus_recorded_versions_with_a_disabled_version(azure_ws, fake, sample
     add_source(azure_ws, subscriptions=[SUB_A])
     name = vault_of(sample, SUB_A)
     serve_key(
-        fake, name, "key1",
+        fake,
+        name,
+        "key1",
         fixture("kv_key_versions_list_recorded_disabled_version_api-7.0.json"),
         fixture("kv_key_rotation_policy_recorded_p15d_p30d_api-7.5-preview.1.json"),
     )
@@ -100,7 +110,9 @@ def test_corpus_paged_versions_follow_next_link(azure_ws, fake, sample):
         return Response(200, second if "$skiptoken" in req.query else first)
 
     fake.route("GET", f"/vaults/{name}/keys/listkeyversionstest/versions", versions)
-    fake.json("GET", f"/vaults/{name}/keys", {"value": [{"kid": f"{url}/keys/listkeyversionstest"}]})
+    fake.json(
+        "GET", f"/vaults/{name}/keys", {"value": [{"kid": f"{url}/keys/listkeyversionstest"}]}
+    )
     fake.json(
         "GET",
         f"/vaults/{name}/keys/listkeyversionstest/rotationpolicy",
@@ -115,7 +127,9 @@ def test_corpus_paged_versions_follow_next_link(azure_ws, fake, sample):
     assert attrs["expires"] == "2023-12-06T12:57:30Z"  # already expired, reported as it is
     assert attrs["rotation_policy"]["expiry_time"] == "P2Y"
     # the SDK replaced the nextLink's api-version=7.2 with the one we asked for
-    follow = [r for r in fake.requests_to("/listkeyversionstest/versions") if "$skiptoken" in r.query]
+    follow = [
+        r for r in fake.requests_to("/listkeyversionstest/versions") if "$skiptoken" in r.query
+    ]
     assert follow
     assert follow[0].query["api-version"] == "7.5"
 
@@ -124,9 +138,19 @@ def test_key_without_rotation_policy(azure_ws, fake, sample):
     add_source(azure_ws, subscriptions=[SUB_A])
     name = vault_of(sample, SUB_A)
     serve_key(
-        fake, name, "plain",
-        {"value": [{"kid": "https://x/keys/plain/0a", "attributes": {"enabled": True, "created": CREATED}}]},
-        {"error": {"code": "KeyNotFound", "message": "no policy"}}, 404,
+        fake,
+        name,
+        "plain",
+        {
+            "value": [
+                {
+                    "kid": "https://x/keys/plain/0a",
+                    "attributes": {"enabled": True, "created": CREATED},
+                }
+            ]
+        },
+        {"error": {"code": "KeyNotFound", "message": "no policy"}},
+        404,
     )
     got = collect(azure_ws, "keys")
     assert got.result.status == "complete", got.errors

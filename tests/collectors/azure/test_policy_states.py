@@ -31,6 +31,8 @@ def test_all_pages_collected_and_complete(azure_ws, fake, sample):
         f"/subscriptions/{SUB_B}": {"summarized": 6, "collected": 6, "pages": 2},
     }
     assert env["provenance"]["api_versions"] == {"policy_insights": "2019-10-01"}
+    sent = {r.query["api-version"] for r in fake.requests_to("/policyStates/latest/")}
+    assert sent == {"2019-10-01"}  # what the envelope says is what went on the wire
     identity = env["provenance"]["identity"]
     assert identity["credential"] == "client_secret"
     assert identity["client_id"] == fake.client_id
@@ -38,10 +40,12 @@ def test_all_pages_collected_and_complete(azure_ws, fake, sample):
     assert fake.client_secret not in str(env)
     assert env["query"]["from"] < env["query"]["to"]
     assert {s["scope"] for s in env["scopes"]} == {
-        f"/subscriptions/{SUB_A}", f"/subscriptions/{SUB_B}"
+        f"/subscriptions/{SUB_A}",
+        f"/subscriptions/{SUB_B}",
     }
     # The real ClientSecretCredential signed in against the fake's token endpoint.
-    assert fake.token_requests and fake.token_requests[0]["grant_type"] == "client_credentials"
+    assert fake.token_requests
+    assert fake.token_requests[0]["grant_type"] == "client_credentials"
     assert all(r.bearer for r in fake.requests_to("/policyStates/"))
     states = {o["attributes"]["compliance_state"] for o in got.observations}
     assert states == {"Compliant", "NonCompliant", "Exempt", "Conflict", "Unknown"}
@@ -74,7 +78,9 @@ def test_throttling_without_retry_after_fails_only_that_subscription(azure_ws, f
     assert first.result.status == "complete"
     before_b = open_subjects(first, SUB_B)
     assert before_b
-    fake.fault("POST", POLICY_STATES.replace("{sub}", SUB_B), throttled(retry_after=None), times=None)
+    fake.fault(
+        "POST", POLICY_STATES.replace("{sub}", SUB_B), throttled(retry_after=None), times=None
+    )
     sample.states[SUB_A] = sample.states[SUB_A][:3]  # A changed: three states are gone
     sample.states[SUB_B] = sample.states[SUB_B][:1]  # B changed too, but B cannot be read
     got = collect(azure_ws, "policy")
@@ -168,7 +174,9 @@ def test_count_mismatch_with_summary_is_an_error(azure_ws, fake, sample):
     assert got.error_codes() == {sub_scope(SUB_A): "count-mismatch"}
     assert "collected 6 policy states but the service summarizes 7" in got.errors[0]["message"]
     assert got.envelope["provenance"]["completeness"][sub_scope(SUB_A)] == {
-        "summarized": 7, "collected": 6, "pages": 2,
+        "summarized": 7,
+        "collected": 6,
+        "pages": 2,
     }
     assert open_subjects(got, SUB_A) == set()
 
@@ -196,7 +204,9 @@ def test_filter_goes_on_the_wire_and_into_the_envelope(azure_ws, fake, sample):
     add_source(azure_ws, only_non_compliant=True, initiatives=["sample-initiative"])
     got = collect(azure_ws, "policy")
     assert got.result.status == "complete", got.errors
-    expected = "ComplianceState eq 'NonCompliant' and (PolicySetDefinitionName eq 'sample-initiative')"
+    expected = (
+        "ComplianceState eq 'NonCompliant' and (PolicySetDefinitionName eq 'sample-initiative')"
+    )
     assert got.envelope["query"]["filter"] == expected
     assert got.envelope["query"]["only_non_compliant"] is True
     sent = fake.requests_to("/policyStates/latest/queryResults")[0]

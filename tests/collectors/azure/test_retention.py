@@ -60,6 +60,8 @@ def test_sample_environment_gives_every_setting(azure_ws, fake, sample):
     assert env["provenance"]["api_versions"]["storage"] == "2024-01-01"
     assert env["query"]["subscriptions"] == list(SUBSCRIPTIONS)
     # generic reads went out with explicit API versions
+    listing = fake.requests_to(f"/subscriptions/{SUB_A}/resources")
+    assert listing[0].query["api-version"] == env["provenance"]["api_versions"]["resources"]
     reads = fake.requests_to("/blobServices/default")
     assert reads
     assert all(r.query["api-version"] == "2024-01-01" for r in reads)
@@ -123,7 +125,13 @@ def test_corpus_lifecycle_payloads(azure_ws, fake, sample, name, enabled, days):
 
 def test_no_management_policy_is_an_answer_not_an_error(azure_ws, fake, sample):
     add_source(azure_ws, subscriptions=[SUB_A])
-    serve(fake, SUB_A, "/managementPolicies/default", {"error": {"code": "ManagementPolicyNotFound"}}, 404)
+    serve(
+        fake,
+        SUB_A,
+        "/managementPolicies/default",
+        {"error": {"code": "ManagementPolicyNotFound"}},
+        404,
+    )
     got = collect(azure_ws, "retention")
     assert got.result.status == "complete", got.errors
     lifecycle = settings_of(got, "/storageAccounts/")["lifecycle_delete"]
@@ -149,7 +157,9 @@ def test_corpus_log_analytics_workspace_and_table(azure_ws, fake, sample):
         f"/subscriptions/{SUB_A}/resourceGroups/rg-data/providers/"
         f"Microsoft.OperationalInsights/workspaces/sample-ws-{SUB_A[-4:]}"
     )
-    fake.json("GET", workspace, fixture("log_analytics_workspace_get_retention_30d_2025-02-01.json"))
+    fake.json(
+        "GET", workspace, fixture("log_analytics_workspace_get_retention_30d_2025-02-01.json")
+    )
     table = fixture("log_analytics_table_get_table_level_retention_2025-02-01.json")
     fake.json("GET", workspace + "/tables", {"value": [table]})
     got = collect(azure_ws, "retention")
@@ -175,7 +185,10 @@ def test_corpus_key_vault_payloads(azure_ws, fake, sample, name, soft_delete, pu
     got = collect(azure_ws, "retention")
     assert got.result.status == "complete", got.errors
     found = settings_of(got, "/vaults/")
-    assert (found["key_vault_soft_delete"]["enabled"], found["key_vault_soft_delete"]["days"]) == soft_delete
+    assert (
+        found["key_vault_soft_delete"]["enabled"],
+        found["key_vault_soft_delete"]["days"],
+    ) == soft_delete
     assert found["key_vault_purge_protection"]["enabled"] is purge
     # systemData names people: pseudonymized before storage, e-mails and names alike
     stored = str(got.records)
@@ -201,7 +214,9 @@ def test_forbidden_listing_and_throttling_that_clears(azure_ws, fake, sample):
     got = collect(azure_ws, "retention")
     assert got.result.status == "partial"
     assert got.error_codes() == {f"/subscriptions/{SUB_A}": "AuthorizationFailed"}
-    assert got.envelope["provenance"]["retries"] == 1  # a GET 429 is retried even without Retry-After
+    assert (
+        got.envelope["provenance"]["retries"] == 1
+    )  # a GET 429 is retried even without Retry-After
     assert {o["scope"] for o in got.observations} == {f"/subscriptions/{SUB_B}"}
 
 

@@ -226,8 +226,10 @@ def open_access(
     if settings.ca_bundle:
         path = os.path.join(str(base_dir), settings.ca_bundle) if base_dir else settings.ca_bundle
         if not os.path.isfile(path):
-            raise ConfigError(f"[azure] ca_bundle {settings.ca_bundle} is not a readable file",
-                              where="azure.ca_bundle")
+            raise ConfigError(
+                f"[azure] ca_bundle {settings.ca_bundle} is not a readable file",
+                where="azure.ca_bundle",
+            )
         verify = path
     arm, authority = endpoints(settings)
     cred = credential or build_credential(settings, environ=environ, connection_verify=verify)

@@ -66,6 +66,9 @@ def error_code(exc: BaseException) -> tuple[str, str]:
 
     if isinstance(exc, DecodeError):
         return "malformed-response", "the response was not valid JSON"
+    if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
+        # from azure-identity: no token could be had (bad secret, untrusted TLS, ...)
+        return "authentication", f"no token: {_first_line(exc)}"
     if isinstance(exc, HttpResponseError):
         status = getattr(exc, "status_code", None)
         code = getattr(getattr(exc, "error", None), "code", None) or _body_code(exc)

@@ -91,8 +91,11 @@ class KeyRotationCollector(Collector):
                 if isinstance(uri, str) and uri:
                     urls.append(uri.rstrip("/").lower())
                 else:
-                    ctx.fail_scope(scope, f"{vault_id}: no vaultUri in its properties",
-                                   code="vault-uri-missing")
+                    ctx.fail_scope(
+                        scope,
+                        f"{vault_id}: no vaultUri in its properties",
+                        code="vault-uri-missing",
+                    )
         except azure_errors() as exc:
             code, message = error_code(exc)
             ctx.fail_scope(scope, f"{scope}: key vaults could not be listed: {message}", code=code)

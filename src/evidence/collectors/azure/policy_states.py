@@ -182,8 +182,11 @@ class PolicyStatesCollector(Collector):
                     ctx.fail_scope(scope, str(exc), code="malformed-response")
                     return
             if len(states) != len(models) or not all(isinstance(s, dict) for s in states):
-                ctx.fail_scope(scope, f"{scope}: page {number}: items are not policy states",
-                               code="malformed-response")
+                ctx.fail_scope(
+                    scope,
+                    f"{scope}: page {number}: items are not policy states",
+                    code="malformed-response",
+                )
                 return
             ctx.page()
             entry["pages"] = number
@@ -192,8 +195,11 @@ class PolicyStatesCollector(Collector):
                 yield {"scope": scope, "page": number, "state": state}
         ctx.scopes[scope].records = entry["collected"]
         if entry["summarized"] is None:
-            ctx.fail_scope(scope, f"{scope}: summarize returned no summary, completeness "
-                           "cannot be shown", code="summary-missing")
+            ctx.fail_scope(
+                scope,
+                f"{scope}: summarize returned no summary, completeness cannot be shown",
+                code="summary-missing",
+            )
         elif entry["summarized"] != entry["collected"]:
             ctx.fail_scope(
                 scope,
@@ -215,8 +221,11 @@ class PolicyStatesCollector(Collector):
         compliant = state.get("isCompliant")
         compliance = state.get("complianceState")
         if not isinstance(compliance, str) or not compliance:
-            compliance = {True: "Compliant", False: "NonCompliant"}.get(compliant, "Unknown") \
-                if isinstance(compliant, bool) else "Unknown"
+            compliance = (
+                {True: "Compliant", False: "NonCompliant"}.get(compliant, "Unknown")
+                if isinstance(compliant, bool)
+                else "Unknown"
+            )
         yield Observation(
             kind="azure.policy_state",
             subject=f"{resource.lower()}|{assignment.lower()}|{definition.lower()}|{reference}",

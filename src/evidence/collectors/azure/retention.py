@@ -106,6 +106,9 @@ class RetentionCollector(Collector):
         from azure.mgmt.resource.resources import ResourceManagementClient
 
         client = ResourceManagementClient(access.credential, subscription, **access.arm_kwargs())
+        listing_api = getattr(getattr(client, "_config", None), "api_version", None)
+        if isinstance(listing_api, str):
+            ctx.provenance["api_versions"]["resources"] = listing_api
         wanted = " or ".join(f"resourceType eq '{t}'" for t in sorted(READS))
         try:
             resources = [
@@ -136,10 +139,13 @@ class RetentionCollector(Collector):
                             "body": body,
                         }
                 except _NotFound as missing:
-                    ctx.fail_scope(scope, f"{resource_id}{suffix}: HTTP 404 {missing.code}",
-                                   code=missing.code)
+                    ctx.fail_scope(
+                        scope, f"{resource_id}{suffix}: HTTP 404 {missing.code}", code=missing.code
+                    )
                 except _Malformed as bad:
-                    ctx.fail_scope(scope, f"{resource_id}{suffix}: {bad}", code="malformed-response")
+                    ctx.fail_scope(
+                        scope, f"{resource_id}{suffix}: {bad}", code="malformed-response"
+                    )
                 except azure_errors() as exc:
                     code, message = error_code(exc)
                     ctx.fail_scope(scope, f"{resource_id}{suffix}: {message}", code=code)
@@ -235,61 +241,108 @@ def _settings(record: dict[str, Any]) -> Iterator[Setting]:
     modified = _time(_dict(body.get("systemData")).get("lastModifiedAt"))
     if read == "/blobServices/default":
         soft = _dict(props.get("deleteRetentionPolicy"))
-        yield resource_id, resource_type, "blob_soft_delete", {
-            "enabled": _bool(soft.get("enabled")),
-            "days": _int(soft.get("days")),
-            "details": {"allow_permanent_delete": _bool(soft.get("allowPermanentDelete"))},
-        }, modified
+        yield (
+            resource_id,
+            resource_type,
+            "blob_soft_delete",
+            {
+                "enabled": _bool(soft.get("enabled")),
+                "days": _int(soft.get("days")),
+                "details": {"allow_permanent_delete": _bool(soft.get("allowPermanentDelete"))},
+            },
+            modified,
+        )
         container = _dict(props.get("containerDeleteRetentionPolicy"))
-        yield resource_id, resource_type, "container_soft_delete", {
-            "enabled": _bool(container.get("enabled")) if container else None,
-            "days": _int(container.get("days")),
-            "details": {"configured": bool(container)},
-        }, modified
-        yield resource_id, resource_type, "blob_versioning", {
-            "enabled": _bool(props.get("isVersioningEnabled")),
-            "details": {},
-        }, modified
+        yield (
+            resource_id,
+            resource_type,
+            "container_soft_delete",
+            {
+                "enabled": _bool(container.get("enabled")) if container else None,
+                "days": _int(container.get("days")),
+                "details": {"configured": bool(container)},
+            },
+            modified,
+        )
+        yield (
+            resource_id,
+            resource_type,
+            "blob_versioning",
+            {
+                "enabled": _bool(props.get("isVersioningEnabled")),
+                "details": {},
+            },
+            modified,
+        )
     elif read == "/managementPolicies/default":
-        yield resource_id, resource_type, "lifecycle_delete", _lifecycle(record["status"], props), \
-            _time(props.get("lastModifiedTime")) or modified
+        yield (
+            resource_id,
+            resource_type,
+            "lifecycle_delete",
+            _lifecycle(record["status"], props),
+            _time(props.get("lastModifiedTime")) or modified,
+        )
     elif read == "/blobServices/default/containers":
         for item in body.get("value") or []:
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 yield from _container(item)
     elif read == "(resource)" and resource_type == WORKSPACE:
-        yield resource_id, resource_type, "log_analytics_retention", {
-            "enabled": None,
-            "days": _int(props.get("retentionInDays")),
-            "details": {"sku": _dict(props.get("sku")).get("name")},
-        }, modified
+        yield (
+            resource_id,
+            resource_type,
+            "log_analytics_retention",
+            {
+                "enabled": None,
+                "days": _int(props.get("retentionInDays")),
+                "details": {"sku": _dict(props.get("sku")).get("name")},
+            },
+            modified,
+        )
     elif read == "/tables":
         for item in body.get("value") or []:
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 table = _dict(item.get("properties"))
-                yield item["id"], f"{WORKSPACE}/tables", "log_analytics_table_retention", {
-                    "enabled": None,
-                    "days": _int(table.get("retentionInDays")),
-                    "details": {
-                        "total_retention_in_days": _int(table.get("totalRetentionInDays")),
-                        "archive_retention_in_days": _int(table.get("archiveRetentionInDays")),
-                        "retention_in_days_as_default": _bool(
-                            table.get("retentionInDaysAsDefault")
-                        ),
-                        "plan": table.get("plan"),
+                yield (
+                    item["id"],
+                    f"{WORKSPACE}/tables",
+                    "log_analytics_table_retention",
+                    {
+                        "enabled": None,
+                        "days": _int(table.get("retentionInDays")),
+                        "details": {
+                            "total_retention_in_days": _int(table.get("totalRetentionInDays")),
+                            "archive_retention_in_days": _int(table.get("archiveRetentionInDays")),
+                            "retention_in_days_as_default": _bool(
+                                table.get("retentionInDaysAsDefault")
+                            ),
+                            "plan": table.get("plan"),
+                        },
                     },
-                }, _time(_dict(item.get("systemData")).get("lastModifiedAt"))
+                    _time(_dict(item.get("systemData")).get("lastModifiedAt")),
+                )
     elif read == "(resource)" and resource_type == VAULT:
         # Absent fields stay None: the service's defaults are not invented here.
-        yield resource_id, resource_type, "key_vault_soft_delete", {
-            "enabled": _bool(props.get("enableSoftDelete")),
-            "days": _int(props.get("softDeleteRetentionInDays")),
-            "details": {"field_present": "enableSoftDelete" in props},
-        }, modified
-        yield resource_id, resource_type, "key_vault_purge_protection", {
-            "enabled": _bool(props.get("enablePurgeProtection")),
-            "details": {"field_present": "enablePurgeProtection" in props},
-        }, modified
+        yield (
+            resource_id,
+            resource_type,
+            "key_vault_soft_delete",
+            {
+                "enabled": _bool(props.get("enableSoftDelete")),
+                "days": _int(props.get("softDeleteRetentionInDays")),
+                "details": {"field_present": "enableSoftDelete" in props},
+            },
+            modified,
+        )
+        yield (
+            resource_id,
+            resource_type,
+            "key_vault_purge_protection",
+            {
+                "enabled": _bool(props.get("enablePurgeProtection")),
+                "details": {"field_present": "enablePurgeProtection" in props},
+            },
+            modified,
+        )
 
 
 def _container(item: dict[str, Any]) -> Iterator[Setting]:
@@ -300,24 +353,38 @@ def _container(item: dict[str, Any]) -> Iterator[Setting]:
     policy_props = _dict(policy.get("properties"))
     state = policy_props.get("state")
     has_policy = _bool(props.get("hasImmutabilityPolicy"))
-    yield item["id"], kind, "immutability_policy", {
-        "enabled": has_policy if has_policy is not None else bool(policy_props) or None,
-        "days": _int(policy_props.get("immutabilityPeriodSinceCreationInDays")),
-        "locked": (state == "Locked") if isinstance(state, str) else None,
-        "details": {
-            "state": state,  # verbatim (Locked, Unlocked, or anything new)
-            "allow_protected_append_writes": _bool(policy_props.get("allowProtectedAppendWrites")),
-            "allow_protected_append_writes_all": _bool(
-                policy_props.get("allowProtectedAppendWritesAll")
-            ),
+    yield (
+        item["id"],
+        kind,
+        "immutability_policy",
+        {
+            "enabled": has_policy if has_policy is not None else bool(policy_props) or None,
+            "days": _int(policy_props.get("immutabilityPeriodSinceCreationInDays")),
+            "locked": (state == "Locked") if isinstance(state, str) else None,
+            "details": {
+                "state": state,  # verbatim (Locked, Unlocked, or anything new)
+                "allow_protected_append_writes": _bool(
+                    policy_props.get("allowProtectedAppendWrites")
+                ),
+                "allow_protected_append_writes_all": _bool(
+                    policy_props.get("allowProtectedAppendWritesAll")
+                ),
+            },
         },
-    }, modified
+        modified,
+    )
     hold = _dict(props.get("legalHold"))
     tags = [t.get("tag") for t in hold.get("tags") or [] if isinstance(t, dict)]
-    yield item["id"], kind, "legal_hold", {
-        "enabled": _bool(props.get("hasLegalHold", hold.get("hasLegalHold"))),
-        "details": {"tags": sorted(str(t) for t in tags if t)},
-    }, modified
+    yield (
+        item["id"],
+        kind,
+        "legal_hold",
+        {
+            "enabled": _bool(props.get("hasLegalHold", hold.get("hasLegalHold"))),
+            "details": {"tags": sorted(str(t) for t in tags if t)},
+        },
+        modified,
+    )
 
 
 _DELETE_DAYS = (
@@ -391,7 +458,7 @@ def _time(value: Any) -> datetime | None:
     if "." in text:
         head, _, rest = text.partition(".")
         digits = "".join(c for c in rest if c.isdigit())
-        tail = rest[len(digits):]
+        tail = rest[len(digits) :]
         text = f"{head}.{digits[:6]}{tail}"
     try:
         moment = datetime.fromisoformat(text)

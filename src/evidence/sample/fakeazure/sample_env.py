@@ -42,7 +42,9 @@ class SampleEnv:
 
 def policy_state(sub: str, index: int, compliance: str | None = None) -> dict[str, Any]:
     """One invented policy state in the service's JSON shape."""
-    assignment = f"/subscriptions/{sub}/providers/Microsoft.Authorization/policyAssignments/a{index % 3}"
+    assignment = (
+        f"/subscriptions/{sub}/providers/Microsoft.Authorization/policyAssignments/a{index % 3}"
+    )
     definition = f"/providers/Microsoft.Authorization/policyDefinitions/d{index % 4}"
     state = compliance or STATES[index % len(STATES)]
     return {
@@ -63,7 +65,9 @@ def policy_state(sub: str, index: int, compliance: str | None = None) -> dict[st
         "policyDefinitionName": f"d{index % 4}",
         "policyDefinitionAction": "audit",
         "policySetDefinitionId": "/providers/Microsoft.Authorization/policySetDefinitions/"
-        "sample-initiative" if index % 2 else "",
+        "sample-initiative"
+        if index % 2
+        else "",
         "policyDefinitionReferenceId": f"ref{index % 4}" if index % 2 else "",
         "complianceState": state,
         "policyDefinitionGroupNames": ["sample"],
@@ -91,7 +95,8 @@ def summary_of(states: list[dict[str, Any]]) -> dict[str, Any]:
                         "results": {
                             "nonCompliantResources": counts.get("noncompliant", 0),
                             "resourceDetails": [
-                                {"complianceState": k, "count": v} for k, v in sorted(counts.items())
+                                {"complianceState": k, "count": v}
+                                for k, v in sorted(counts.items())
                             ],
                         },
                     }
@@ -179,7 +184,8 @@ def _install_policy(fake: FakeAzure, env: SampleEnv, page_size: int) -> None:
 
 
 def account_id(sub: str, name: str) -> str:
-    return f"/subscriptions/{sub}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/{name}"
+    group = f"/subscriptions/{sub}/resourceGroups/rg-data"
+    return f"{group}/providers/Microsoft.Storage/storageAccounts/{name}"
 
 
 def _install_resources(fake: FakeAzure, env: SampleEnv, sub: str, stable_port: bool) -> None:
@@ -190,13 +196,18 @@ def _install_resources(fake: FakeAzure, env: SampleEnv, sub: str, stable_port: b
         f"Microsoft.OperationalInsights/workspaces/sample-ws-{short}"
     )
     vault_name = f"sample-kv-{short}"
-    vault = f"/subscriptions/{sub}/resourceGroups/rg-data/providers/Microsoft.KeyVault/vaults/{vault_name}"
+    vault = f"/subscriptions/{sub}/resourceGroups/rg-data/providers/Microsoft.KeyVault/vaults/"
+    vault += vault_name
     port = 20000 + zlib.crc32(vault_name.encode()) % 20000 if stable_port else 0
     vault_url = fake.add_vault(vault_name, port=port)
     env.vault_urls[vault_name] = vault_url
     listing = [
         {"id": account, "name": f"samplelogs{short}", "type": "Microsoft.Storage/storageAccounts"},
-        {"id": workspace, "name": f"sample-ws-{short}", "type": "Microsoft.OperationalInsights/workspaces"},
+        {
+            "id": workspace,
+            "name": f"sample-ws-{short}",
+            "type": "Microsoft.OperationalInsights/workspaces",
+        },
         {"id": vault, "name": vault_name, "type": "Microsoft.KeyVault/vaults"},
     ]
     fake.json("GET", RESOURCES.replace("{sub}", sub), {"value": listing})
@@ -208,7 +219,11 @@ def _install_resources(fake: FakeAzure, env: SampleEnv, sub: str, stable_port: b
             "name": "default",
             "type": "Microsoft.Storage/storageAccounts/blobServices",
             "properties": {
-                "deleteRetentionPolicy": {"enabled": True, "days": 30, "allowPermanentDelete": False},
+                "deleteRetentionPolicy": {
+                    "enabled": True,
+                    "days": 30,
+                    "allowPermanentDelete": False,
+                },
                 "containerDeleteRetentionPolicy": {"enabled": True, "days": 30},
                 "isVersioningEnabled": True,
             },
@@ -231,7 +246,9 @@ def _install_resources(fake: FakeAzure, env: SampleEnv, sub: str, stable_port: b
                             "definition": {
                                 "filters": {"blobTypes": ["blockBlob"], "prefixMatch": ["audit/"]},
                                 "actions": {
-                                    "baseBlob": {"delete": {"daysAfterModificationGreaterThan": 2555}}
+                                    "baseBlob": {
+                                        "delete": {"daysAfterModificationGreaterThan": 2555}
+                                    }
                                 },
                             },
                         }

@@ -210,7 +210,10 @@ class FakeAzure:
         httpd.daemon_threads = True
         httpd.socket = self._context.wrap_socket(httpd.socket, server_side=True)
         thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fakeazure", daemon=True
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fakeazure",
+            daemon=True,
         )
         thread.start()
         self._listeners.append((httpd, thread))
@@ -458,8 +461,14 @@ def _handler_class(fake: FakeAzure, prefix: str) -> type[BaseHTTPRequestHandler]
                 port = self.server.server_address[1]  # type: ignore[index]
                 base_holder.append(f"https://127.0.0.1:{port}")
             req = Request(
-                self.command, prefix + parts.path, parts.query, query, self.headers, body,
-                base_url=base_holder[0], wire_path=parts.path,
+                self.command,
+                prefix + parts.path,
+                parts.query,
+                query,
+                self.headers,
+                body,
+                base_url=base_holder[0],
+                wire_path=parts.path,
             )
             try:
                 response = fake.dispatch(req)
