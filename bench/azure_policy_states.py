@@ -126,6 +126,22 @@ subscriptions = ["{SUB}"]
                 elapsed = time.perf_counter() - started
             finally:
                 rt.close()
+        # The collector alone (SDK, HTTPS, paging, observe), without storing: how the
+        # time splits between fetching and the evidence pipeline.
+        from evidence.collectors.base import CollectContext
+        from evidence.services.collect import build_collector
+
+        with tempfile.TemporaryDirectory(prefix="bench-policy-") as tmp:
+            setup.init(Path(tmp), config_text=config)
+            settings = load_settings(Path(tmp) / "config.toml")
+            source = settings.source("bench-policy")
+            collector = build_collector(source, collector_env_for(settings))
+            ctx = CollectContext(source=source.name, base_dir=Path(tmp), pseudonymize=str)
+            started = time.perf_counter()
+            seen = 0
+            for index, record in enumerate(collector.collect(ctx)):
+                seen += sum(1 for _ in collector.observe(record, index))
+            fetch_only = time.perf_counter() - started
     finally:
         parent.send("stop")
         server.join(10)
@@ -147,8 +163,16 @@ subscriptions = ["{SUB}"]
         "floor_seconds": round(floor, 3),
         "floor_records_per_s": round(records / floor),
         "ratio_to_floor": round(elapsed / floor, 1),
+        "collector_only_records_per_s": round(seen / fetch_only),
+        "collector_only_ratio_to_floor": round(fetch_only / floor, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def collector_env_for(settings: Any) -> Any:
+    from evidence.collectors.base import CollectorEnv
+
+    return CollectorEnv(base_dir=settings.base_dir, azure=settings.azure)
 
 
 def run_worker(pages: int, per_page: int) -> dict[str, Any]:
@@ -184,7 +208,9 @@ def main() -> None:
             f"{r['pages']:>6} pages {r['records']:>9} states: {r['records_per_s']:>8} records/s "
             f"(floor json.loads {r['floor_records_per_s']} records/s, "
             f"ratio {r['ratio_to_floor']}x), "
-            f"{r['seconds']} s, peak RSS {r['peak_rss_mb']} MB"
+            f"{r['seconds']} s, peak RSS {r['peak_rss_mb']} MB; collector alone "
+            f"{r['collector_only_records_per_s']} records/s "
+            f"(ratio {r['collector_only_ratio_to_floor']}x)"
         )
     growth = results[1]["peak_rss_mb"] / results[0]["peak_rss_mb"]
     print(f"peak RSS ratio {results[1]['pages']} vs {results[0]['pages']} pages: {growth:.2f}")
