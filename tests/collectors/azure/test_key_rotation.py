@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from evidence.sample.fakeazure import Response, forbidden, throttled
+from evidence.sample.fakeazure import Response, forbidden, slow, throttled
 from evidence.sample.fakeazure.sample_env import CREATED, SUBSCRIPTIONS
 
 from .conftest import collect, fixture
@@ -221,3 +221,24 @@ def test_vault_listing_forbidden_fails_the_subscription(azure_ws, fake, sample):
     assert json.dumps(got.envelope["query"]["vaults"]) == json.dumps(
         [sample.vault_urls[vault_of(sample, SUB_B)]]
     )
+
+
+def test_a_timeout_on_a_read_is_retried_and_counted(azure_ws, fake, sample):
+    add_source(azure_ws, subscriptions=[SUB_A])
+    name = vault_of(sample, SUB_A)
+    fake.fault("GET", f"/vaults/{name}/keys/signing-key/versions", slow(2), times=1)
+    got = collect(azure_ws, "keys", timeout=0.5)
+    assert got.result.status == "complete", got.errors
+    assert got.envelope["provenance"]["retries"] == 1
+    assert got.envelope["provenance"]["retry_reasons"] == {"connection": 1}
+
+
+def test_malformed_versions_page_fails_the_vault(azure_ws, fake, sample):
+    add_source(azure_ws, subscriptions=[SUB_A])
+    name = vault_of(sample, SUB_A)
+    fake.json("GET", f"/vaults/{name}/keys/backup-key/versions", b'{"value": [')
+    got = collect(azure_ws, "keys")
+    assert got.result.status == "partial"
+    url = sample.vault_urls[name]
+    assert got.error_codes() == {url: "malformed-response"}
+    assert not [o for o in got.observations if o["scope"] == url]

@@ -232,3 +232,17 @@ def test_malformed_child_listing_is_an_error(azure_ws, fake, sample):
     assert got.errors[0]["code"] == "malformed-response"
     assert "page 1" in got.errors[0]["message"]
     assert got.observations == []
+
+
+def test_disabled_lifecycle_rules_do_not_count_as_deleting():
+    from evidence.collectors.azure.retention import _lifecycle
+
+    body = fixture("storage_management_policy_get_lifecycle_2024-01-01.json")
+    rules = body["properties"]["policy"]["rules"]
+    live = _lifecycle(200, body["properties"])
+    assert (live["enabled"], live["days"]) == (True, 30)
+    for rule in rules:
+        rule["enabled"] = False
+    off = _lifecycle(200, body["properties"])
+    assert (off["enabled"], off["days"]) == (False, None)
+    assert off["details"]["rules"]  # still reported, as disabled rules
