@@ -16,6 +16,7 @@ from typing import Any
 
 from evidence.config import load_settings
 from evidence.services import setup
+from evidence.services.assess import Assessment, load_controls, reassess
 from evidence.services.collect import RunResult, iter_sources, run_source
 from evidence.services.runtime import open_runtime
 from evidence.services.verify import Report, verify
@@ -33,6 +34,9 @@ kind = "import.json"
 path = "sample/manual/training-completions.json"
 observed_at_field = "period_end"
 schedule = "every 24h"
+
+[assessment]
+extra_checks_paths = ["sample/checks"]
 """
 
 
@@ -42,6 +46,7 @@ class DemoResult:
     runs: list[RunResult] = field(default_factory=list)
     verification: Report | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    assessment: Assessment | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +55,9 @@ class DemoResult:
             "runs": [r.to_json() for r in self.runs],
             "verify": self.verification.to_json() if self.verification else None,
             "outputs": self.outputs,
+            "status": {fw.id: fw.counts() for fw in self.assessment.frameworks}
+            if self.assessment
+            else None,
         }
 
 
@@ -67,10 +75,12 @@ def run_demo(workdir: Path) -> DemoResult:
     settings = load_settings(workdir / "config.toml")
     setup.db_upgrade(settings)
     result = DemoResult(workdir=workdir)
+    library = load_controls(settings)
     rt = open_runtime(settings)
     try:
         for source in iter_sources(rt, []):
             result.runs.append(run_source(rt, source))
+        result.assessment = reassess(rt, library)
         result.verification = verify(rt)
     finally:
         rt.close()

@@ -1,0 +1,227 @@
+"""How each rule kind judges one observation, and CEL compilation for custom rules.
+
+Every judgement is ``Verdict(ok, reason)``. A field that is missing or of the
+wrong type fails the subject with a reason that says so: the evidence does not
+show the control working, and silence is never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import cel
+
+from evidence.assessment.models import (
+    AllowedValues,
+    CelRule,
+    MaxAge,
+    MaxFailing,
+    MaxValue,
+    MinValue,
+    OpenFindingsSla,
+)
+
+CEL_VARIABLES = frozenset({"subject", "scope", "source", "attributes", "observed_at", "as_of"})
+# Names a comprehension macro binds (``list.all(x, ...)``) are variables to CEL's parser too.
+_MACRO_BINDING = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    ok: bool
+    reason: str = ""
+
+
+PASS = Verdict(True)
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What a rule sees of one observation."""
+
+    source: str
+    subject: str
+    scope: str
+    attributes: dict[str, Any]
+    observed_at: datetime | None
+
+
+def field_value(fact: Fact, path: str) -> Any:
+    """The value at ``path`` (dotted into attributes), or ``_MISSING``."""
+    if path == "@observed_at":
+        return fact.observed_at if fact.observed_at is not None else _MISSING
+    if path == "@subject":
+        return fact.subject
+    if path == "@source":
+        return fact.source
+    if path == "@scope":
+        return fact.scope
+    node: Any = fact.attributes
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def matches_where(fact: Fact, where: dict[str, Any]) -> bool:
+    """The check's selector: every named field equals the value (or one of the list)."""
+    for path, wanted in where.items():
+        value = field_value(fact, path)
+        if value is _MISSING:
+            return False
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if not any(_same(value, option) for option in options):
+            return False
+    return True
+
+
+def _same(value: Any, option: Any) -> bool:
+    # JSON equality without Python's True == 1 and 7 == 7.0 surprises across types.
+    if isinstance(value, bool) or isinstance(option, bool):
+        return isinstance(value, bool) and isinstance(option, bool) and value is option
+    return bool(type(value) is type(option) and value == option) or (
+        _is_number(value) and _is_number(option) and value == option
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An aware datetime from an ISO 8601 string with a zone (or a datetime), else None."""
+    if isinstance(value, datetime):
+        return value if value.utcoffset() is not None else None
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.utcoffset() is not None else None
+
+
+def _missing(path: str) -> Verdict:
+    return Verdict(False, f"{path} is missing")
+
+
+def judge_max_age(rule: MaxAge, fact: Fact, as_of: datetime) -> Verdict:
+    raw = field_value(fact, rule.field)
+    if raw is _MISSING or raw is None:
+        return _missing(rule.field)
+    moment = parse_time(raw)
+    if moment is None:
+        return Verdict(False, f"{rule.field} is not a time with a zone: {raw!r}")
+    if as_of - moment > timedelta(days=rule.max_days):
+        return Verdict(
+            False, f"{rule.field} {moment.isoformat()} is older than {rule.max_days:g} days"
+        )
+    return PASS
+
+
+def _number(rule_field: str, fact: Fact) -> float | Verdict:
+    raw = field_value(fact, rule_field)
+    if raw is _MISSING or raw is None:
+        return _missing(rule_field)
+    if not _is_number(raw) or (isinstance(raw, float) and math.isnan(raw)):
+        return Verdict(False, f"{rule_field} is not a number: {raw!r}")
+    return float(raw)
+
+
+def judge_min_value(rule: MinValue, fact: Fact) -> Verdict:
+    value = _number(rule.field, fact)
+    if isinstance(value, Verdict):
+        return value
+    return (
+        PASS
+        if value >= rule.min
+        else Verdict(False, f"{rule.field} {value:g} is below {rule.min:g}")
+    )
+
+
+def judge_max_value(rule: MaxValue, fact: Fact) -> Verdict:
+    value = _number(rule.field, fact)
+    if isinstance(value, Verdict):
+        return value
+    return (
+        PASS
+        if value <= rule.max
+        else Verdict(False, f"{rule.field} {value:g} is above {rule.max:g}")
+    )
+
+
+def judge_allowed(rule: AllowedValues, fact: Fact) -> Verdict:
+    raw = field_value(fact, rule.field)
+    if raw is _MISSING:
+        return _missing(rule.field)
+    if any(_same(raw, option) for option in rule.allowed):
+        return PASS
+    return Verdict(False, f"{rule.field} is {raw!r}, allowed {rule.allowed!r}")
+
+
+def judge_failing_value(rule: MaxFailing, fact: Fact) -> Verdict:
+    raw = field_value(fact, rule.field)
+    if raw is _MISSING:
+        return _missing(rule.field)
+    if any(_same(raw, option) for option in rule.failing_values):
+        return Verdict(False, f"{rule.field} is {raw!r}")
+    return PASS
+
+
+def judge_sla(rule: OpenFindingsSla, fact: Fact, first_seen: datetime, as_of: datetime) -> Verdict:
+    raw = field_value(fact, rule.severity_field)
+    if raw is _MISSING or raw is None:
+        return _missing(rule.severity_field)
+    if not isinstance(raw, str):
+        return Verdict(False, f"{rule.severity_field} is not text: {raw!r}")
+    limit = rule.max_days.get(raw.lower())
+    if limit is None:
+        return PASS  # no SLA promised for this severity
+    if as_of - first_seen > timedelta(days=limit):
+        return Verdict(
+            False, f"{raw.lower()} finding open since {first_seen.isoformat()}, over {limit:g} days"
+        )
+    return PASS
+
+
+# ---- CEL -----------------------------------------------------------------------------
+def compile_cel(expression: str) -> Any:
+    """Compile ``expression``; raise ``ValueError`` saying what is wrong with it."""
+    try:
+        program = cel.compile(expression)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"CEL does not parse: {exc}") from None
+    bound = set(_MACRO_BINDING.findall(expression))
+    unknown = sorted(set(program.variables()) - CEL_VARIABLES - bound)
+    if unknown:
+        known = ", ".join(sorted(CEL_VARIABLES))
+        raise ValueError(f"CEL names unknown variable(s) {', '.join(unknown)} (known: {known})")
+    return program
+
+
+def judge_cel(rule: CelRule, program: Any, fact: Fact, as_of: datetime) -> Verdict:
+    context = {
+        "subject": fact.subject,
+        "scope": fact.scope,
+        "source": fact.source,
+        "attributes": fact.attributes,
+        "observed_at": fact.observed_at,
+        "as_of": as_of,
+    }
+    try:
+        result = program.execute(context)
+    except KeyError as exc:
+        return Verdict(False, f"expression reads a missing field {exc}")
+    except (TypeError, ValueError, RuntimeError) as exc:
+        return Verdict(False, f"expression failed: {str(exc).splitlines()[0][:200]}")
+    if result is True:
+        return PASS
+    if result is False:
+        return Verdict(False, "expression is false")
+    return Verdict(False, f"expression gave {result!r}, not true or false")
