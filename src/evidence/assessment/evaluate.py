@@ -226,6 +226,40 @@ class CheckState:
             start -= 1
         self.feed(current, rows[start].valid_from)
 
+    def _nothing_selected(
+        self,
+        histories: dict[str, SourceHistory],
+        producers: Iterable[str],
+        evidence: set[str],
+        reasons: list[str],
+    ) -> str:
+        """No subject selected. For findings-style rules (SLA, count of failing) an empty,
+        successfully collected result is good news: satisfied while the newest successful
+        run of a producing source is within the TTL. For every other rule it is no evidence."""
+        if not isinstance(self.check.rule, OpenFindingsSla | MaxFailing):
+            reasons.append(f"no evidence: no {self.check.kind} observation selected at this time")
+            return "not-assessed"
+        runs = []
+        for source in producers:
+            latest = histories.get(source, SourceHistory(())).latest
+            if latest is not None and latest.status in ("complete", "partial"):
+                runs.append(latest)
+        if not runs:
+            reasons.append(
+                f"no evidence: no successful run of a source producing {self.check.kind}"
+            )
+            return "not-assessed"
+        newest = max(runs, key=lambda r: r.started_at)
+        evidence.update(r.envelope for r in runs if r.envelope)
+        if self.as_of - newest.started_at > timedelta(days=self.check.ttl_days):
+            reasons.append(
+                f"nothing open, but the newest run ({newest.id}, {newest.started_at.isoformat()}) "
+                f"is older than {self.check.ttl_days:g} days"
+            )
+            return "stale"
+        reasons.append(f"nothing open: run {newest.id} found no {self.check.kind} selected")
+        return "satisfied"
+
     def _judge(self, fact: Fact, first_seen: datetime) -> Verdict:
         rule = self.check.rule
         if isinstance(rule, MaxAge):
@@ -275,8 +309,7 @@ class CheckState:
                         )
         status = "error" if reasons else ""
         if not status and self.evaluated == 0:
-            status = "not-assessed"
-            reasons.append(f"no evidence: no {self.check.kind} observation selected at this time")
+            status = self._nothing_selected(histories, producers, evidence, reasons)
         if not status:
             ttl = timedelta(days=self.check.ttl_days)
             for (source, scope), oldest in sorted(self.places.items()):

@@ -16,7 +16,9 @@ FrameworkId = Literal["soc2", "iso27001", "gdpr"]
 Scalar = str | int | float | bool | None
 SEVERITIES = ("critical", "high", "medium", "low")
 _CHECK_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-_FIELD = re.compile(r"^(@observed_at|@subject|@source|@scope|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*)$")
+_FIELD = re.compile(
+    r"^(@observed_at|@subject|@source|@scope|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*)$"
+)
 
 
 class _Model(BaseModel):
@@ -66,7 +68,8 @@ class Crosswalk(_Model):
 def _field(value: str) -> str:
     if not _FIELD.match(value):
         raise ValueError(
-            "expected an attribute name (dots for nesting), @observed_at, @subject, @source or @scope"
+            "expected an attribute name (dots for nesting), "
+            "@observed_at, @subject, @source or @scope"
         )
     return value
 
