@@ -89,16 +89,17 @@ def assess(
     library: Library | None = None,
     frameworks: Sequence[str] | None = None,
     record: bool = True,
+    now: datetime | None = None,
 ) -> Assessment:
     """Evaluate every check at ``as_of`` (default now) and, with ``record``, store the
-    findings of controls whose result changed since the last stored one."""
+    findings of controls whose result changed since the last stored one (stamped ``now``)."""
     library = library or load_controls(rt.settings)
     moment = _aware(as_of or datetime.now(UTC))
     chosen = _frameworks(library, frameworks)
     results = evaluate_checks(rt, library, moment)
     assessment = Assessment(moment, library, results, roll_up(library, results, chosen))
     if record:
-        assessment.recorded = _record(rt, assessment)
+        assessment.recorded = _record(rt, assessment, _aware(now or datetime.now(UTC)))
     return assessment
 
 
@@ -356,9 +357,8 @@ def _exceptions_at(conn: Connection, as_of: datetime) -> dict[str, list[Exceptio
 
 
 # ---- findings history ---------------------------------------------------------------
-def _record(rt: Runtime, assessment: Assessment) -> int:
+def _record(rt: Runtime, assessment: Assessment, now: datetime) -> int:
     findings = t.findings
-    now = datetime.now(UTC)
     newest = sa.select(sa.func.max(findings.c.id)).group_by(
         findings.c.framework, findings.c.control_id
     )
