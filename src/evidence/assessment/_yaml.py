@@ -13,7 +13,6 @@ import yaml
 
 from evidence.errors import CatalogError
 
-
 # libyaml's parser when PyYAML was built with it (ten times faster); the same safe constructor.
 _SafeBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -30,7 +30,9 @@ from evidence.assessment.models import (
 )
 from evidence.assessment.rules import (
     Fact,
+    Selector,
     Verdict,
+    cel_names,
     field_value,
     judge_allowed,
     judge_cel,
@@ -39,7 +41,7 @@ from evidence.assessment.rules import (
     judge_max_value,
     judge_min_value,
     judge_sla,
-    matches_where,
+    value_keys,
 )
 
 STATUSES = ("satisfied", "not-satisfied", "not-assessed", "stale", "error")
@@ -62,9 +64,6 @@ class Row:
     valid_from: datetime
     valid_to: datetime | None
     envelope: str
-
-    def fact(self) -> Fact:
-        return Fact(self.source, self.subject, self.scope, self.attributes, self.observed_at)
 
     def valid_at(self, moment: datetime) -> bool:
         return self.valid_from <= moment and (self.valid_to is None or self.valid_to > moment)
@@ -170,11 +169,23 @@ class CheckState:
         default_factory=dict
     )  # (source, scope) -> oldest row
     groups: dict[str, list[Row]] = field(default_factory=dict)  # max_age group_by: group -> rows
+    cel_reads: frozenset[str] = frozenset()
+    selects: Selector = field(init=False)
+    listed_keys: frozenset[Any] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.selects = Selector(self.check.where)
+        if self.program is not None:
+            self.cel_reads = cel_names(self.program)
+        rule = self.check.rule
+        if isinstance(rule, AllowedValues):
+            self.listed_keys = value_keys(rule.allowed)
+        elif isinstance(rule, MaxFailing):
+            self.listed_keys = value_keys(rule.failing_values)
 
     def feed(self, row: Row, first_seen: datetime | None = None) -> None:
         """Judge ``row`` (valid at ``as_of``) when the check's selector takes it."""
-        fact = row.fact()
-        if not matches_where(fact, self.check.where):
+        if not self.selects(row):
             return
         self.evaluated += 1
         self.envelopes.add(row.envelope)
@@ -185,11 +196,11 @@ class CheckState:
             self.places[place] = row.valid_from
         rule = self.check.rule
         if isinstance(rule, MaxAge) and rule.group_by:
-            group = field_value(fact, rule.group_by)
+            group = field_value(row, rule.group_by)
             name = str(group) if isinstance(group, str | int) and group != "" else row.subject
             self.groups.setdefault(name, []).append(row)
             return
-        self._record(row.subject, row.id, self._judge(fact, first_seen or row.valid_from))
+        self._record(row.subject, row.id, self._judge(row, first_seen or row.valid_from))
 
     def _record(self, subject: str, row_id: int, verdict: Verdict) -> None:
         if verdict.ok:
@@ -204,7 +215,7 @@ class CheckState:
     def _judge_groups(self) -> None:
         """A group passes when any of its rows passes (its newest time is recent enough)."""
         for name, rows in sorted(self.groups.items()):
-            verdicts = [(self._judge(row.fact(), row.valid_from), row) for row in rows]
+            verdicts = [(self._judge(row, row.valid_from), row) for row in rows]
             if any(v.ok for v, _ in verdicts):
                 continue
             verdict, row = verdicts[-1]
@@ -221,7 +232,7 @@ class CheckState:
         while (
             start > 0
             and rows[start - 1].valid_to == rows[start].valid_from
-            and matches_where(rows[start - 1].fact(), self.check.where)
+            and self.selects(rows[start - 1])
         ):
             start -= 1
         self.feed(current, rows[start].valid_from)
@@ -269,13 +280,13 @@ class CheckState:
         if isinstance(rule, MaxValue):
             return judge_max_value(rule, fact)
         if isinstance(rule, AllowedValues):
-            return judge_allowed(rule, fact)
+            return judge_allowed(rule, fact, self.listed_keys)
         if isinstance(rule, MaxFailing):
-            return judge_failing_value(rule, fact)
+            return judge_failing_value(rule, fact, self.listed_keys)
         if isinstance(rule, OpenFindingsSla):
             return judge_sla(rule, fact, first_seen, self.as_of)
         if isinstance(rule, CelRule):
-            return judge_cel(rule, self.program, fact, self.as_of)
+            return judge_cel(rule, self.program, fact, self.as_of, self.cel_reads)
         raise AssertionError(f"unhandled rule {rule!r}")  # pragma: no cover - union is closed
 
     def finish(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import cel
 
@@ -40,27 +41,33 @@ class Verdict:
 PASS = Verdict(True)
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
-    """What a rule sees of one observation."""
+class Fact(Protocol):
+    """What a rule sees of one observation (an observations row is one)."""
 
-    source: str
-    subject: str
-    scope: str
-    attributes: dict[str, Any]
-    observed_at: datetime | None
+    @property
+    def source(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def attributes(self) -> dict[str, Any]: ...
+    @property
+    def observed_at(self) -> datetime | None: ...
 
 
 def field_value(fact: Fact, path: str) -> Any:
     """The value at ``path`` (dotted into attributes), or ``_MISSING``."""
-    if path == "@observed_at":
-        return fact.observed_at if fact.observed_at is not None else _MISSING
-    if path == "@subject":
-        return fact.subject
-    if path == "@source":
-        return fact.source
-    if path == "@scope":
+    if path[0] == "@":
+        if path == "@observed_at":
+            return fact.observed_at if fact.observed_at is not None else _MISSING
+        if path == "@subject":
+            return fact.subject
+        if path == "@source":
+            return fact.source
         return fact.scope
+    if "." not in path:
+        return fact.attributes.get(path, _MISSING)
     node: Any = fact.attributes
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -69,25 +76,43 @@ def field_value(fact: Fact, path: str) -> Any:
     return node
 
 
+def value_key(value: Any) -> tuple[str, Any] | None:
+    """JSON equality as a hashable key: ``true`` is not ``1``, ``7`` is ``7.0``; lists and
+    objects never equal a listed scalar."""
+    if value is None:
+        return ("null", None)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", float(value))
+    if isinstance(value, str):
+        return ("string", value)
+    return None
+
+
+def value_keys(values: Iterable[Any]) -> frozenset[tuple[str, Any] | None]:
+    return frozenset(value_key(v) for v in values) - {None}
+
+
+class Selector:
+    """A check's ``where``: every named field equals the value (or one of the list)."""
+
+    def __init__(self, where: dict[str, Any]) -> None:
+        self.items = [
+            (path, value_keys(wanted if isinstance(wanted, list) else [wanted]))
+            for path, wanted in where.items()
+        ]
+
+    def __call__(self, fact: Fact) -> bool:
+        for path, keys in self.items:
+            value = field_value(fact, path)
+            if value is _MISSING or value_key(value) not in keys:
+                return False
+        return True
+
+
 def matches_where(fact: Fact, where: dict[str, Any]) -> bool:
-    """The check's selector: every named field equals the value (or one of the list)."""
-    for path, wanted in where.items():
-        value = field_value(fact, path)
-        if value is _MISSING:
-            return False
-        options = wanted if isinstance(wanted, list) else [wanted]
-        if not any(_same(value, option) for option in options):
-            return False
-    return True
-
-
-def _same(value: Any, option: Any) -> bool:
-    # JSON equality without Python's True == 1 and 7 == 7.0 surprises across types.
-    if isinstance(value, bool) or isinstance(option, bool):
-        return isinstance(value, bool) and isinstance(option, bool) and value is option
-    return bool(type(value) is type(option) and value == option) or (
-        _is_number(value) and _is_number(option) and value == option
-    )
+    return Selector(where)(fact)
 
 
 def _is_number(value: Any) -> bool:
@@ -156,20 +181,22 @@ def judge_max_value(rule: MaxValue, fact: Fact) -> Verdict:
     )
 
 
-def judge_allowed(rule: AllowedValues, fact: Fact) -> Verdict:
+def judge_allowed(rule: AllowedValues, fact: Fact, keys: frozenset[Any] | None = None) -> Verdict:
     raw = field_value(fact, rule.field)
     if raw is _MISSING:
         return _missing(rule.field)
-    if any(_same(raw, option) for option in rule.allowed):
+    if value_key(raw) in (keys if keys is not None else value_keys(rule.allowed)):
         return PASS
     return Verdict(False, f"{rule.field} is {raw!r}, allowed {rule.allowed!r}")
 
 
-def judge_failing_value(rule: MaxFailing, fact: Fact) -> Verdict:
+def judge_failing_value(
+    rule: MaxFailing, fact: Fact, keys: frozenset[Any] | None = None
+) -> Verdict:
     raw = field_value(fact, rule.field)
     if raw is _MISSING:
         return _missing(rule.field)
-    if any(_same(raw, option) for option in rule.failing_values):
+    if value_key(raw) in (keys if keys is not None else value_keys(rule.failing_values)):
         return Verdict(False, f"{rule.field} is {raw!r}")
     return PASS
 
@@ -205,8 +232,15 @@ def compile_cel(expression: str) -> Any:
     return program
 
 
-def judge_cel(rule: CelRule, program: Any, fact: Fact, as_of: datetime) -> Verdict:
-    context = {
+def cel_names(program: Any) -> frozenset[str]:
+    """The context variables ``program`` reads: only those are converted for each call."""
+    return frozenset(program.variables()) & CEL_VARIABLES
+
+
+def judge_cel(
+    rule: CelRule, program: Any, fact: Fact, as_of: datetime, names: frozenset[str] = CEL_VARIABLES
+) -> Verdict:
+    every = {
         "subject": fact.subject,
         "scope": fact.scope,
         "source": fact.source,
@@ -214,6 +248,7 @@ def judge_cel(rule: CelRule, program: Any, fact: Fact, as_of: datetime) -> Verdi
         "observed_at": fact.observed_at,
         "as_of": as_of,
     }
+    context = {name: every[name] for name in names}
     try:
         result = program.execute(context)
     except KeyError as exc:
