@@ -179,7 +179,8 @@ def test_cli_stops_with_exit_2_on_a_broken_operator_folder(workspace, controls):
     result = workspace.cli("status", "--json")
     assert result.code == 2
     assert "Traceback" not in result.err
-    assert "azure-keys.yaml" in result.err and "rule.max_dayz" in result.err
+    assert "azure-keys.yaml" in result.err
+    assert "rule.max_dayz" in result.err
     assert result.json()["error"]["code"] == "catalog-invalid"
 
 
