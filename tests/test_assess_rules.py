@@ -419,3 +419,42 @@ def test_partial_run_is_an_error_only_for_scopes_holding_the_subjects():
     state.feed(row({"days": 30}, scope="a"))
     # scope b never produced anything we know of: it might have held ours -> error
     assert state.finish(history, ["src"], {"src": {"a"}}, {"src": {"a"}}).status == "error"
+
+
+def test_builtin_access_review_checks():
+    from evidence.assessment import load_library
+
+    library = load_library()
+    recent = CheckState(library.checks["access-review-recent"], T, [])
+    denials = CheckState(library.checks["access-review-denials-applied"], T, [])
+
+    def review(
+        definition: str, instance: str, status: str, completed: datetime | None, applied: bool
+    ):
+        return row(
+            {
+                "definition_id": definition,
+                "status": status,
+                "completed_at": iso(completed) if completed else None,
+                "denials_applied": applied,
+            },
+            subject=f"{definition}/{instance}",
+        )
+
+    rows = [
+        # d1: an old completed instance and a recent applied one -> recent enough
+        review("d1", "i1", "Completed", T - timedelta(days=200), True),
+        review("d1", "i2", "Applied", T - timedelta(days=90), True),
+        # d2: the newest completed is 91 days old; the current instance is still running
+        review("d2", "i1", "Completed", T - timedelta(days=91), False),
+        review("d2", "i2", "InProgress", None, False),
+        # d3: never completed
+        review("d3", "i1", "InProgress", None, False),
+    ]
+    for r in rows:
+        recent.feed(r)
+        denials.feed(r)
+    history = complete_run()
+    assert sorted(recent.finish(history, ["src"], {}, {}).failing) == ["d2", "d3"]
+    # in-progress instances are not judged on denials; the completed d2/i1 left a denial unapplied
+    assert sorted(denials.finish(history, ["src"], {}, {}).failing) == ["d2/i1"]
