@@ -393,9 +393,7 @@ def _record(rt: Runtime, assessment: Assessment, now: datetime) -> int:
         for fw in assessment.frameworks:
             for control in fw.controls:
                 detail = control.to_json(detail=True)
-                print_ = hashlib.sha256(
-                    canonicalize({"s": control.status, "d": detail})
-                ).hexdigest()
+                print_ = _judgement(control.status, detail)
                 if last.get((fw.id, control.id)) == print_:
                     continue
                 rows.append(
@@ -414,6 +412,16 @@ def _record(rt: Runtime, assessment: Assessment, now: datetime) -> int:
             conn.execute(findings.insert(), rows)
             written = len(rows)
     return written
+
+
+def _judgement(status: str, detail: dict[str, Any]) -> str:
+    """What a finding concludes, without the evidence that changes with every run: a new
+    history row is written when the conclusion changes, not each time it is re-confirmed
+    (the evidence behind any moment is re-derivable from the observations and runs)."""
+    checks = [
+        {k: c[k] for k in ("id", "status", "failing", "excepted", "via")} for c in detail["checks"]
+    ]
+    return hashlib.sha256(canonicalize({"s": status, "c": checks})).hexdigest()
 
 
 def recorded_findings(
