@@ -458,3 +458,15 @@ def test_builtin_access_review_checks():
     assert sorted(recent.finish(history, ["src"], {}, {}).failing) == ["d2", "d3"]
     # in-progress instances are not judged on denials; the completed d2/i1 left a denial unapplied
     assert sorted(denials.finish(history, ["src"], {}, {}).failing) == ["d2/i1"]
+
+
+def test_cel_over_the_whole_attributes_map_still_sees_every_key():
+    # the evaluator hands CEL only the attributes an expression names, unless it uses the
+    # map as a whole: a macro over its keys must see them all
+    check = make_check(
+        {"type": "cel", "expression": "attributes.exists(k, k == 'b') && size(attributes) == 2"}
+    )
+    assert status_of(check, {"a": 1, "b": 2}) == "satisfied"
+    assert status_of(check, {"a": 1, "c": 2}) == "not-satisfied"
+    narrow = make_check({"type": "cel", "expression": "attributes.a == 1"})
+    assert status_of(narrow, {"a": 1, "big": list(range(1000))}) == "satisfied"

@@ -32,6 +32,7 @@ from evidence.assessment.rules import (
     Fact,
     Selector,
     Verdict,
+    cel_attribute_keys,
     cel_names,
     field_value,
     judge_allowed,
@@ -170,6 +171,7 @@ class CheckState:
     )  # (source, scope) -> oldest row
     groups: dict[str, list[Row]] = field(default_factory=dict)  # max_age group_by: group -> rows
     cel_reads: frozenset[str] = frozenset()
+    cel_keys: frozenset[str] | None = None
     selects: Selector = field(init=False)
     listed_keys: frozenset[Any] = frozenset()
 
@@ -177,6 +179,8 @@ class CheckState:
         self.selects = Selector(self.check.where)
         if self.program is not None:
             self.cel_reads = cel_names(self.program)
+            if isinstance(self.check.rule, CelRule):
+                self.cel_keys = cel_attribute_keys(self.check.rule.expression)
         rule = self.check.rule
         if isinstance(rule, AllowedValues):
             self.listed_keys = value_keys(rule.allowed)
@@ -286,7 +290,7 @@ class CheckState:
         if isinstance(rule, OpenFindingsSla):
             return judge_sla(rule, fact, first_seen, self.as_of)
         if isinstance(rule, CelRule):
-            return judge_cel(rule, self.program, fact, self.as_of, self.cel_reads)
+            return judge_cel(rule, self.program, fact, self.as_of, self.cel_reads, self.cel_keys)
         raise AssertionError(f"unhandled rule {rule!r}")  # pragma: no cover - union is closed
 
     def finish(

@@ -232,19 +232,42 @@ def compile_cel(expression: str) -> Any:
     return program
 
 
+_ATTRIBUTE_USE = re.compile(r"\battributes\b(\s*\.\s*([A-Za-z_]\w*)(\s*\()?)?")
+
+
+def cel_attribute_keys(expression: str) -> frozenset[str] | None:
+    """The top-level attribute names an expression reads when it only ever reads
+    ``attributes.<name>``; None when it uses ``attributes`` whole (indexing, size, ...).
+    Converting a whole record into CEL values for every call is most of the cost."""
+    keys = set()
+    for match in _ATTRIBUTE_USE.finditer(expression):
+        if match.group(2) is None or match.group(3):  # whole map, or a macro over it
+            return None
+        keys.add(match.group(2))
+    return frozenset(keys)
+
+
 def cel_names(program: Any) -> frozenset[str]:
     """The context variables ``program`` reads: only those are converted for each call."""
     return frozenset(program.variables()) & CEL_VARIABLES
 
 
 def judge_cel(
-    rule: CelRule, program: Any, fact: Fact, as_of: datetime, names: frozenset[str] = CEL_VARIABLES
+    rule: CelRule,
+    program: Any,
+    fact: Fact,
+    as_of: datetime,
+    names: frozenset[str] = CEL_VARIABLES,
+    attribute_keys: frozenset[str] | None = None,
 ) -> Verdict:
+    attributes = fact.attributes
+    if attribute_keys is not None:
+        attributes = {k: attributes[k] for k in attribute_keys if k in attributes}
     every = {
         "subject": fact.subject,
         "scope": fact.scope,
         "source": fact.source,
-        "attributes": fact.attributes,
+        "attributes": attributes,
         "observed_at": fact.observed_at,
         "as_of": as_of,
     }
