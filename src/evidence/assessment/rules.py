@@ -111,10 +111,6 @@ class Selector:
         return True
 
 
-def matches_where(fact: Fact, where: dict[str, Any]) -> bool:
-    return Selector(where)(fact)
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
