@@ -200,12 +200,35 @@ def test_demo_appends_a_status_summary(tmp_path):
 
     result = run_demo(tmp_path / "demo")
     assert result.assessment is not None
-    statuses = {
-        (fw.id, c.id): c.status for fw in result.assessment.frameworks for c in fw.controls
-    }
+    statuses = {(fw.id, c.id): c.status for fw in result.assessment.frameworks for c in fw.controls}
     # the bundled example checks over the sample import.json records
     # policies approved in 2026 pass a 365-day check until early 2027; either way they are judged
     assert statuses[("iso27001", "A.5.1")] in {"satisfied", "not-satisfied"}
     assert statuses[("soc2", "CC1.4")] == "satisfied"
     assert statuses[("gdpr", "Art.32")] == "not-assessed"  # no evidence in the sample: no pass
     assert result.to_json()["status"]["iso27001"]["satisfied"] >= 1
+
+
+def test_exception_states_over_time(workspace):
+    from evidence.assessment import load_library
+    from evidence.services.exceptions import NewException, add_exception, list_exceptions
+
+    rt = workspace.runtime()
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    new = NewException(
+        "vulnerability-sla",
+        "img|*",
+        "r",
+        "o",
+        "a",
+        "T-9",
+        t0 + timedelta(days=1),
+        t0 + timedelta(days=10),
+    )
+    row = add_exception(rt, load_library(), new, created_by="carol", now=t0)
+    assert row["state"] == "pending"
+    assert row["created_at"] == "2026-03-01T00:00:00Z"
+    states = {
+        n: list_exceptions(rt, now=t0 + timedelta(days=n))[0]["state"] for n in (0, 1, 9, 10, 30)
+    }
+    assert states == {0: "pending", 1: "active", 9: "active", 10: "expired", 30: "expired"}
