@@ -232,3 +232,12 @@ def test_exception_states_over_time(workspace):
         n: list_exceptions(rt, now=t0 + timedelta(days=n))[0]["state"] for n in (0, 1, 9, 10, 30)
     }
     assert states == {0: "pending", 1: "active", 9: "active", 10: "expired", 30: "expired"}
+
+
+def test_status_table_names_failing_subjects(workspace, tmp_path):
+    setup_training(workspace, tmp_path, [{"id": "Q2", "assigned": 40, "completed": 37}])
+    assert workspace.cli("collect").code == 0
+    table = workspace.cli("status", "--framework", "iso27001")
+    assert table.code == 0
+    assert "A.6.3          not-satisfied" in table.out
+    assert "training-completion: not-satisfied: Q2" in table.out

@@ -376,6 +376,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                 failing = sum(len(r.failing) for r, _ in c.checks)
                 excepted = sum(len(r.excepted) for r, _ in c.checks)
                 print(f"  {c.id:<14} {c.status:<14} {len(c.checks):>6} {failing:>8} {excepted:>9}")
+                for result, _via in c.checks:
+                    if result.status in ("not-satisfied", "error", "stale"):
+                        names = sorted(result.failing)
+                        more = f" (+{len(names) - 3})" if len(names) > 3 else ""
+                        shown = ", ".join(names[:3]) + more
+                        why = shown or "; ".join(result.reasons)[:160]
+                        print(f"      {result.check_id}: {result.status}: {why}")
     hit = {c.status for fw in assessment.frameworks for c in fw.controls} & fail_on
     return 1 if hit else 0
 

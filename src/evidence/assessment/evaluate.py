@@ -166,9 +166,8 @@ class CheckState:
     excepted: dict[str, list[str]] = field(default_factory=dict)
     envelopes: set[str] = field(default_factory=set)
     observation_ids: list[int] = field(default_factory=list)
-    places: dict[tuple[str, str], datetime] = field(
-        default_factory=dict
-    )  # (source, scope) -> oldest row
+    # (source, scope) -> oldest valid_from selected there; staleness is judged per place
+    places: dict[tuple[str, str], datetime] = field(default_factory=dict)
     groups: dict[str, list[Row]] = field(default_factory=dict)  # max_age group_by: group -> rows
     cel_reads: frozenset[str] = frozenset()
     cel_keys: frozenset[str] | None = None
