@@ -241,3 +241,34 @@ def test_status_table_names_failing_subjects(workspace, tmp_path):
     assert table.code == 0
     assert "A.6.3          not-satisfied" in table.out
     assert "training-completion: not-satisfied: Q2" in table.out
+
+
+def test_a_source_that_never_succeeded_makes_its_kind_an_error(workspace, tmp_path):
+    scan = tmp_path / "scan.json"
+    scan.write_text("{ this is not json")
+    workspace.add_source(
+        name="trivy-upload",
+        kind="import.json",
+        path=str(scan),
+        observation_kind="vulnerability.finding",
+    )
+    assert workspace.cli("collect").code == 3
+    document = workspace.cli("status", "--json", "--framework", "iso27001").json()
+    check = next(
+        c
+        for c in control(document, "iso27001", "A.8.8")["checks"]
+        if c["id"] == "vulnerability-sla"
+    )
+    assert check["status"] == "error"  # a failed scan is never "no findings"
+    assert control(document, "iso27001", "A.8.8")["status"] == "error"
+    # the next scan succeeds and finds nothing: no open finding, on fresh evidence
+    scan.write_text("[]")
+    assert workspace.cli("collect").code == 0
+    document = workspace.cli("status", "--json", "--framework", "iso27001").json()
+    check = next(
+        c
+        for c in control(document, "iso27001", "A.8.8")["checks"]
+        if c["id"] == "vulnerability-sla"
+    )
+    assert check["status"] == "satisfied"
+    assert check["evidence"]  # the empty run's envelope is the proof
