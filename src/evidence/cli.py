@@ -60,6 +60,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("doctor", cmd_doctor, "check config, database, store and keys")
 
+    sub = add("assess", cmd_assess, "evaluate every check and record the control findings")
+    sub.add_argument("--as-of", metavar="TIME", help="judge as known at TIME (default now)")
+
+    sub = add("status", cmd_status, "control status table (judged at --as-of, default now)")
+    sub.add_argument(
+        "--framework", action="append", default=[], metavar="F", help="soc2, iso27001 or gdpr"
+    )
+    sub.add_argument("--as-of", metavar="TIME", help="as known at TIME; a bare date means its end")
+    sub.add_argument(
+        "--fail-on",
+        metavar="STATUS[,STATUS]",
+        default="",
+        help="exit 1 when a control has one of these statuses ('any' = anything not satisfied)",
+    )
+    sub.add_argument("--recorded", action="store_true", help="answer from stored findings only")
+
+    exc = commands.add_parser("exceptions", help="risk acceptances: add, list, revoke")
+    exc_commands = exc.add_subparsers(
+        dest="exceptions_command", metavar="ACTION", parser_class=_Parser
+    )
+    ex_add = exc_commands.add_parser("add", help="record an approved, expiring exception")
+    ex_add.add_argument("--check", required=True, help="check id")
+    ex_add.add_argument("--subject", required=True, help="subject pattern (* and ? match)")
+    ex_add.add_argument("--reason", required=True)
+    ex_add.add_argument("--owner", required=True, help="who owns the accepted risk")
+    ex_add.add_argument("--approver", required=True)
+    ex_add.add_argument("--ticket", required=True)
+    ex_add.add_argument("--starts", help="start (default now); a bare date is its start")
+    ex_add.add_argument("--expires", required=True, help="expiry; a bare date expires at its start")
+    ex_add.add_argument("--by", default="", help="who records it (default: the OS user)")
+    ex_add.add_argument("--json", action="store_true", help="print one JSON document")
+    ex_add.set_defaults(handler=cmd_exceptions_add)
+    ex_list = exc_commands.add_parser("list", help="list exceptions")
+    ex_list.add_argument("--check", default="", help="only this check")
+    ex_list.add_argument("--active", action="store_true", help="only those in force now")
+    ex_list.add_argument("--json", action="store_true", help="print one JSON document")
+    ex_list.set_defaults(handler=cmd_exceptions_list)
+    ex_rev = exc_commands.add_parser("revoke", help="revoke an exception (kept, stamped)")
+    ex_rev.add_argument("id")
+    ex_rev.add_argument("--reason", required=True)
+    ex_rev.add_argument("--by", default="", help="who revokes it (default: the OS user)")
+    ex_rev.add_argument("--json", action="store_true", help="print one JSON document")
+    ex_rev.set_defaults(handler=cmd_exceptions_revoke)
+
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
     up = db_commands.add_parser("upgrade", help="apply migrations")
@@ -147,20 +191,23 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from evidence.services.assess import load_controls, reassess
     from evidence.services.collect import iter_sources, run_source
     from evidence.services.runtime import open_runtime
 
     settings = _settings(args)
+    library = load_controls(settings)  # a broken catalog stops us before collecting
     rt = open_runtime(settings)
     try:
         sources = list(iter_sources(rt, args.source))
         if not sources:
             raise UsageError("no sources to collect", remedy="add [[sources]] to the config")
         results = [run_source(rt, source) for source in sources]
+        assessment = reassess(rt, library)
     finally:
         rt.close()
     if args.json:
-        _print_json({"runs": [r.to_json() for r in results]})
+        _print_json({"runs": [r.to_json() for r in results], "assessment": _summary(assessment)})
     else:
         for r in results:
             stored = "stored" if r.stored else f"NOT STORED YET ({r.store_error})"
@@ -169,6 +216,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
             for err in r.errors:
                 where = f"[{err['scope']}] " if err.get("scope") else ""
                 print(f"  error {where}{err['code']}: {err['message']}")
+        _print_summary(assessment)
     incomplete = any(r.status != "complete" or not r.stored for r in results)
     return 3 if incomplete else 0
 
@@ -228,11 +276,234 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if report is not None:
             verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
             print(f"  verify: {verdict} ({report.checked['entries']} ledger entries)")
+        if result.assessment is not None:
+            print("  control status (the sample data feeds only the example checks):")
+            _print_summary(result.assessment)
+            for fw in result.assessment.frameworks:
+                for c in fw.controls:
+                    if c.status != "not-assessed":
+                        print(f"    {fw.id} {c.id}: {c.status}")
         for name, where in result.outputs.items():
             print(f"  {name}: {where}")
         print(f"  try: evidence --config {result.workdir / 'config.toml'} verify")
     ok = result.verification is not None and result.verification.ok
     return 0 if ok and all(r.status == "complete" for r in result.runs) else 3
+
+
+# ---- assessment ------------------------------------------------------------------------
+def _summary(assessment: Any) -> dict[str, Any]:
+    return {
+        "as_of": assessment.to_json()["as_of"],
+        "library": assessment.library.digest,
+        "recorded": assessment.recorded,
+        "frameworks": {fw.id: fw.counts() for fw in assessment.frameworks},
+    }
+
+
+def _print_summary(assessment: Any) -> None:
+    for fw in assessment.frameworks:
+        counts = ", ".join(f"{n} {status}" for status, n in fw.counts().items() if n)
+        print(f"  {fw.id} ({fw.version}): {counts}")
+
+
+def _as_of(args: argparse.Namespace) -> Any:
+    from evidence.services.assess import parse_time
+
+    return parse_time(args.as_of) if args.as_of else None
+
+
+def cmd_assess(args: argparse.Namespace) -> int:
+    from evidence.services.assess import assess, load_controls
+    from evidence.services.runtime import open_runtime
+
+    settings = _settings(args)
+    library = load_controls(settings)
+    rt = open_runtime(settings, require_key=False)
+    try:
+        assessment = assess(rt, as_of=_as_of(args), library=library)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json({**assessment.to_json(detail=True), "recorded": assessment.recorded})
+        return 0
+    print(f"assessed as of {assessment.to_json()['as_of']} with library {library.digest}")
+    _print_summary(assessment)
+    print(f"  {assessment.recorded} finding(s) recorded (controls whose result changed)")
+    return 0
+
+
+_FAIL_ON = {"satisfied", "not-satisfied", "not-assessed", "stale", "error"}
+
+
+def _fail_on(text: str) -> set[str]:
+    if not text:
+        return set()
+    wanted = {w.strip() for w in text.split(",") if w.strip()}
+    if "any" in wanted:
+        return _FAIL_ON - {"satisfied"}
+    unknown = wanted - _FAIL_ON
+    if unknown:
+        raise UsageError(f"--fail-on: unknown status {', '.join(sorted(unknown))}")
+    return wanted
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from evidence.services.assess import load_controls, status
+    from evidence.services.runtime import open_runtime
+
+    fail_on = _fail_on(args.fail_on)
+    settings = _settings(args)
+    library = load_controls(settings)
+    rt = open_runtime(settings, require_key=False)
+    try:
+        if args.recorded:
+            return _status_recorded(rt, args, library, fail_on)
+        assessment = status(
+            rt, as_of=_as_of(args), library=library, frameworks=args.framework or None
+        )
+    finally:
+        rt.close()
+    document = assessment.to_json()
+    if args.json:
+        _print_json(document)
+    else:
+        print(f"control status as of {document['as_of']}")
+        for fw in assessment.frameworks:
+            counts = ", ".join(f"{n} {st}" for st, n in fw.counts().items() if n)
+            print(f"\n{fw.id} ({fw.version}): {counts}")
+            print(f"  {'control':<14} {'status':<14} {'checks':>6} {'failing':>8} {'excepted':>9}")
+            for c in fw.controls:
+                failing = sum(len(r.failing) for r, _ in c.checks)
+                excepted = sum(len(r.excepted) for r, _ in c.checks)
+                print(f"  {c.id:<14} {c.status:<14} {len(c.checks):>6} {failing:>8} {excepted:>9}")
+                for result, _via in c.checks:
+                    if result.status in ("not-satisfied", "error", "stale"):
+                        names = sorted(result.failing)
+                        more = f" (+{len(names) - 3})" if len(names) > 3 else ""
+                        shown = ", ".join(names[:3]) + more
+                        why = shown or "; ".join(result.reasons)[:160]
+                        print(f"      {result.check_id}: {result.status}: {why}")
+    hit = {c.status for fw in assessment.frameworks for c in fw.controls} & fail_on
+    return 1 if hit else 0
+
+
+def _status_recorded(rt: Any, args: argparse.Namespace, library: Any, fail_on: set[str]) -> int:
+    from datetime import UTC, datetime
+
+    from evidence.services.assess import recorded_findings
+
+    moment = _as_of(args) or datetime.now(UTC)
+    found = recorded_findings(rt, as_of=moment)
+    frameworks = args.framework or sorted(library.catalogs)
+    as_of_text = moment.isoformat().replace("+00:00", "Z")
+    document: dict[str, Any] = {"as_of": as_of_text, "frameworks": []}
+    statuses = set()
+    for fw in frameworks:
+        if fw not in library.catalogs:
+            raise UsageError(f"unknown framework {fw}")
+        catalog = library.catalogs[fw]
+        controls = []
+        for control in catalog.controls:
+            row = found.get((fw, control.id))
+            st = row["status"] if row else "not-assessed"
+            statuses.add(st)
+            checks = [
+                {k: c[k] for k in ("id", "status", "failing", "excepted", "evidence")}
+                for c in (row["detail"]["checks"] if row else [])
+            ]
+            controls.append(
+                {"id": control.id, "title": control.title, "status": st, "checks": checks}
+            )
+        document["frameworks"].append({"id": fw, "version": catalog.version, "controls": controls})
+    if args.json:
+        _print_json(document)
+    else:
+        print(f"recorded control status as of {document['as_of']}")
+        for fw_doc in document["frameworks"]:
+            print(f"\n{fw_doc['id']} ({fw_doc['version']})")
+            for c in fw_doc["controls"]:
+                print(f"  {c['id']:<14} {c['status']}")
+    return 1 if statuses & fail_on else 0
+
+
+def _who(by: str) -> str:
+    import getpass
+
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise UsageError("cannot tell who you are; pass --by") from None
+
+
+def cmd_exceptions_add(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from evidence.services.assess import load_controls, parse_time
+    from evidence.services.exceptions import NewException, add_exception
+    from evidence.services.runtime import open_runtime
+
+    settings = _settings(args)
+    library = load_controls(settings)
+    new = NewException(
+        check_id=args.check,
+        subject_pattern=args.subject,
+        reason=args.reason,
+        owner=args.owner,
+        approver=args.approver,
+        ticket=args.ticket,
+        starts_at=parse_time(args.starts, bare_date="start") if args.starts else datetime.now(UTC),
+        expires_at=parse_time(args.expires, bare_date="start"),
+    )
+    rt = open_runtime(settings, require_key=False)
+    try:
+        row = add_exception(rt, library, new, created_by=_who(args.by))
+    finally:
+        rt.close()
+    if args.json:
+        _print_json(row)
+    else:
+        print(f"exception {row['id']} for {row['check_id']} on {row['subject_pattern']!r}: "
+              f"{row['starts_at']} to {row['expires_at']} ({row['state']})")
+    return 0
+
+
+def cmd_exceptions_list(args: argparse.Namespace) -> int:
+    from evidence.services.exceptions import list_exceptions
+    from evidence.services.runtime import open_runtime
+
+    rt = open_runtime(_settings(args), require_key=False)
+    try:
+        rows = list_exceptions(rt, check_id=args.check or None, active_only=args.active)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json({"exceptions": rows})
+        return 0
+    for r in rows:
+        print(f"{r['id']} {r['state']:<8} {r['check_id']} {r['subject_pattern']!r} "
+              f"until {r['expires_at']} owner {r['owner']} approver {r['approver']} "
+              f"ticket {r['ticket']} (by {r['created_by']} at {r['created_at']})")
+    if not rows:
+        print("no exceptions")
+    return 0
+
+
+def cmd_exceptions_revoke(args: argparse.Namespace) -> int:
+    from evidence.services.exceptions import revoke_exception
+    from evidence.services.runtime import open_runtime
+
+    rt = open_runtime(_settings(args), require_key=False)
+    try:
+        row = revoke_exception(rt, args.id, revoked_by=_who(args.by), reason=args.reason)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json(row)
+    else:
+        print(f"exception {row['id']} revoked at {row['revoked_at']} by {row['revoked_by']}")
+    return 0
 
 
 if __name__ == "__main__":

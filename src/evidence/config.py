@@ -70,6 +70,17 @@ class CollectSettings(_Section):
     max_record_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
 
+class AssessmentSettings(_Section):
+    """Where the framework catalogs and checks come from (default: the ones shipped)."""
+
+    controls_path: str = Field(
+        default="", description="folder with frameworks/, checks/ and crosswalk.yaml; '' = built-in"
+    )
+    extra_checks_paths: list[str] = Field(
+        default_factory=list, description="folders of the operator's own check files, added"
+    )
+
+
 class AzureSettings(_Section):
     credential: Literal[
         "default", "managed_identity", "client_secret", "workload_identity", "azure_cli"
@@ -127,6 +138,7 @@ class Settings(_Section):
     privacy: PrivacySettings = PrivacySettings()
     collect: CollectSettings = CollectSettings()
     azure: AzureSettings = AzureSettings()
+    assessment: AssessmentSettings = AssessmentSettings()
     sources: Annotated[list[SourceSettings], Field(default_factory=list)]
     # Where the file was read from; relative paths resolve against its folder.
     config_path: Path = Path(DEFAULT_CONFIG)

@@ -130,3 +130,39 @@ pseudonyms = sa.Table(
     sa.Column("identity", sa.String(1000), nullable=False),
     sa.Column("first_seen", UTCDateTime(), nullable=False),
 )
+
+
+# ---- assessment (migration 0002) --------------------------------------------------------
+findings = sa.Table(
+    "findings",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("framework", sa.String(50), nullable=False),
+    sa.Column("control_id", sa.String(100), nullable=False),
+    sa.Column("as_of", UTCDateTime(), nullable=False),
+    sa.Column("assessed_at", UTCDateTime(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("library_sha256", sa.String(71), nullable=False),
+    sa.Index("ix_findings_control_time", "framework", "control_id", "as_of"),
+)
+
+exceptions = sa.Table(
+    "exceptions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("check_id", sa.String(200), nullable=False, index=True),
+    sa.Column("subject_pattern", sa.String(1000), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("approver", sa.String(200), nullable=False),
+    sa.Column("ticket", sa.String(200), nullable=False),
+    sa.Column("starts_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+    sa.Column("revoked_by", sa.String(200)),
+    sa.Column("revoke_reason", sa.Text),
+)

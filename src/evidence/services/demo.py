@@ -16,6 +16,7 @@ from typing import Any
 
 from evidence.config import load_settings
 from evidence.services import setup
+from evidence.services.assess import Assessment, load_controls, reassess
 from evidence.services.collect import RunResult, iter_sources, run_source
 from evidence.services.demo_azure import sample_azure
 from evidence.services.runtime import open_runtime
@@ -56,6 +57,9 @@ kind = "azure.key_rotation"
 subscriptions = ["5a3f0c1e-5a3f-4c1e-8a3f-00000000a001", "5a3f0c1e-5a3f-4c1e-8a3f-00000000b002"]
 note = "SAMPLE DATA: served by the demo's local fake Azure on 127.0.0.1"
 schedule = "every 24h"
+
+[assessment]
+extra_checks_paths = ["sample/checks"]
 """
 
 
@@ -65,6 +69,7 @@ class DemoResult:
     runs: list[RunResult] = field(default_factory=list)
     verification: Report | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    assessment: Assessment | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +78,9 @@ class DemoResult:
             "runs": [r.to_json() for r in self.runs],
             "verify": self.verification.to_json() if self.verification else None,
             "outputs": self.outputs,
+            "status": {fw.id: fw.counts() for fw in self.assessment.frameworks}
+            if self.assessment
+            else None,
         }
 
 
@@ -90,11 +98,13 @@ def run_demo(workdir: Path) -> DemoResult:
     settings = load_settings(workdir / "config.toml")
     setup.db_upgrade(settings)
     result = DemoResult(workdir=workdir)
+    library = load_controls(settings)
     with sample_azure(settings) as (demo_settings, fake_url):
         rt = open_runtime(demo_settings)
         try:
             for source in iter_sources(rt, []):
                 result.runs.append(run_source(rt, source))
+            result.assessment = reassess(rt, library)
             result.verification = verify(rt)
         finally:
             rt.close()
