@@ -205,7 +205,10 @@ def test_demo_appends_a_status_summary(tmp_path):
     # policies approved in 2026 pass a 365-day check until early 2027; either way they are judged
     assert statuses[("iso27001", "A.5.1")] in {"satisfied", "not-satisfied"}
     assert statuses[("soc2", "CC1.4")] == "satisfied"
-    assert statuses[("gdpr", "Art.32")] == "not-assessed"  # no evidence in the sample: no pass
+    # the sample Azure tenant has unrotated keys and non-compliant resources: never a pass
+    assert statuses[("gdpr", "Art.32(1)(a)")] == "not-satisfied"
+    # breach notification has no check and no evidence: not assessed, not passed
+    assert statuses[("gdpr", "Art.33")] == "not-assessed"
     assert result.to_json()["status"]["iso27001"]["satisfied"] >= 1
 
 
