@@ -107,7 +107,8 @@ KINDS: dict[str, Kind] = {
         ),
         Kind(
             "vulnerability.finding",
-            "target|vulnerability_id|package|installed_version",
+            "target|vulnerability_id|package|installed_version (code findings from SARIF: "
+            "target|rule_id|file|line hash, or L<line> when the tool gives no hash)",
             (
                 "scanner",
                 "scanner_version",
@@ -120,8 +121,9 @@ KINDS: dict[str, Kind] = {
                 "fixed_version",
                 "severity",  # critical, high, medium, low, negligible, unknown
                 "scanner_severity",
-                "fix_state",
+                "fix_state",  # fixed, not-fixed, wont-fix, not-affected, unknown
                 "suppressed",
+                "location",  # the file (path:line for code findings) the finding points at, or ""
             ),
             "the scan's time",
         ),
