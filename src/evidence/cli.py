@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("collect", cmd_collect, "run sources once")
     sub.add_argument("--source", action="append", default=[], metavar="NAME", help="only this source (repeatable)")
 
+    sub = add("ingest", cmd_ingest, "push scanner output files as evidence")
+    sub.add_argument("--kind", required=True, help="collector kind: trivy, grype, sarif, gitleaks")
+    sub.add_argument(
+        "--source",
+        default="",
+        metavar="NAME",
+        help="record under this source (default ingest-<kind>); a configured one keeps its options",
+    )
+    sub.add_argument("files", nargs="+", metavar="FILE", help="scanner output files")
+
     add("verify", cmd_verify, "check the ledger, the store and the index")
 
     add("doctor", cmd_doctor, "check config, database, store and keys")
@@ -171,6 +181,27 @@ def cmd_collect(args: argparse.Namespace) -> int:
                 print(f"  error {where}{err['code']}: {err['message']}")
     incomplete = any(r.status != "complete" or not r.stored for r in results)
     return 3 if incomplete else 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from evidence.services.ingest import ingest_files
+    from evidence.services.runtime import open_runtime
+
+    rt = open_runtime(_settings(args))
+    try:
+        result = ingest_files(rt, args.kind, [Path(f) for f in args.files], args.source)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json({"runs": [result.to_json()]})
+    else:
+        stored = "stored" if result.stored else f"NOT STORED YET ({result.store_error})"
+        print(f"{result.source}: {result.status}, {result.records} records, {stored}")
+        print(f"  envelope {result.envelope}; observations +{result.observations_added}")
+        for err in result.errors:
+            where = f"[{err['scope']}] " if err.get("scope") else ""
+            print(f"  error {where}{err['code']}: {err['message']}")
+    return 0 if result.status == "complete" and result.stored else 3
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

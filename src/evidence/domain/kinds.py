@@ -108,7 +108,7 @@ KINDS: dict[str, Kind] = {
         Kind(
             "vulnerability.finding",
             "target|vulnerability_id|package|installed_version (code findings from SARIF: "
-            "target|rule_id|file|line hash, or L<line> when the tool gives no hash)",
+            "target|scanner:rule_id|file|line hash, or L<line> when the tool gives no hash)",
             (
                 "scanner",
                 "scanner_version",

@@ -64,7 +64,7 @@ class GrypeCollector(ScanFileCollector):
             if not digest and isinstance(repo_digests, list) and repo_digests:
                 digest = text(repo_digests[0]).rpartition("@")[2]
         else:
-            target = text(raw_target)
+            target = text(raw_target).strip('"')  # grype 0.2x quoted directory targets
         if target in ("", "unknown"):
             target = file.name
         return scan_context(

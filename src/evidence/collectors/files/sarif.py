@@ -3,7 +3,7 @@
 Every result of every run becomes a ``vulnerability.finding`` (see ``_sarif``
 for how rules, levels and suppressions are read). For code findings the
 ``package`` is the file the result points at and ``installed_version`` is
-empty; the subject ends with GitHub's line hash when the tool gives one, else
+empty; the subject is ``target|scanner:rule|file|...`` and ends with GitHub's line hash when the tool gives one, else
 ``L<line>``, so a finding keeps its identity while the code around it moves.
 A log with no runs is still a report (of nothing, by an unknown scanner).
 """
@@ -59,7 +59,8 @@ class SarifCollector(ScanFileCollector):
             "location": where,
         }
         tail = fingerprint(result) or (f"L{line}" if line is not None else "")
-        subject = "|".join([scan["target"], rule_id, uri, tail])
+        # The scanner is part of the rule: one log may hold runs of several tools.
+        subject = "|".join([scan["target"], f"{scan['scanner']}:{rule_id}", uri, tail])
         return Observation(
             "vulnerability.finding",
             subject,

@@ -69,6 +69,11 @@ class TrivyCollector(ScanFileCollector):
         if isinstance(skeleton, list):
             results, scan, metadata = skeleton, self._legacy_scan(file), {"format": "legacy-array"}
         elif isinstance(skeleton, dict):
+            if not {"SchemaVersion", "Results", "ArtifactName"} & skeleton.keys():
+                raise InputError(
+                    "not a Trivy report (no SchemaVersion, ArtifactName or Results)",
+                    where=file.name,
+                )
             results = as_list(skeleton.get("Results"), "Results", file)
             scan = self._scan(skeleton, file)
             metadata = {k: v for k, v in skeleton.items() if k != "Results"}
