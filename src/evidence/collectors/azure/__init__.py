@@ -1,0 +1,1 @@
+"""Collectors that read Azure (Resource Manager, Policy Insights, Key Vault, Graph)."""
