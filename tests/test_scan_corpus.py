@@ -99,7 +99,8 @@ def _check_legacy_array(rows):
     ]
     lodash = next(v for v in vulns if v["package"] == "lodash")
     assert lodash["target"].endswith("#node-app/package-lock.json")
-    assert lodash["fix_state"] == "fixed" and lodash["fixed_version"] == ">=4.17.11"
+    assert lodash["fix_state"] == "fixed"
+    assert lodash["fixed_version"] == ">=4.17.11"
 
 
 def _check_misconfig(rows):
@@ -175,7 +176,8 @@ def _check_codeql(rows):
     # No result has a level: every severity comes from its rule's default level.
     assert {v["scanner_severity"] for v in vulns} <= {"error", "warning", "note"}
     empty_except = [v for v in vulns if v["vulnerability_id"] == "py/empty-except"]
-    assert empty_except and {v["scanner_severity"] for v in empty_except} == {"note"}
+    assert empty_except
+    assert {v["scanner_severity"] for v in empty_except} == {"note"}
     assert {v["severity"] for v in empty_except} == {"low"}
     assert Counter(v["severity"] for v in vulns) == {"low": 57, "high": 11, "medium": 4}
 
@@ -243,7 +245,8 @@ def _check_gitleaks_v7(rows):
 def _check_gitleaks_v8(rows):
     leaks = [r.attributes for r in rows if r.kind == "secret.finding"]
     blank = [leak for leak in leaks if leak["commit"] == ""]
-    assert len(blank) == 1 and blank[0]["date"] is None
+    assert len(blank) == 1
+    assert blank[0]["date"] is None
 
 
 CASES = [

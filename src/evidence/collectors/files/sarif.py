@@ -3,8 +3,9 @@
 Every result of every run becomes a ``vulnerability.finding`` (see ``_sarif``
 for how rules, levels and suppressions are read). For code findings the
 ``package`` is the file the result points at and ``installed_version`` is
-empty; the subject is ``target|scanner:rule|file|...`` and ends with GitHub's line hash when the tool gives one, else
-``L<line>``, so a finding keeps its identity while the code around it moves.
+empty; the subject is ``target|scanner:rule|file|...``, ending with GitHub's
+line hash when the tool gives one, else ``L<line>``, so a finding keeps its
+identity while the code around it moves.
 A log with no runs is still a report (of nothing, by an unknown scanner).
 """
 
