@@ -70,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("doctor", cmd_doctor, "check config, database, store and keys")
 
+    privacy = commands.add_parser("privacy", help="the pseudonym lookup of personal data")
+    privacy_commands = privacy.add_subparsers(dest="privacy_command", metavar="ACTION", parser_class=_Parser)
+    forget = privacy_commands.add_parser(
+        "forget", help="erasure: delete the lookup rows of an identity (evidence is unchanged)"
+    )
+    forget.add_argument("identity", help="user principal name, e-mail address, name, or pseudonym")
+    forget.add_argument("--json", action="store_true", help="print one JSON document")
+    forget.set_defaults(handler=cmd_privacy_forget)
+    show = privacy_commands.add_parser("lookup", help="the identity behind pseudonyms, where still known")
+    show.add_argument("pseudonyms", nargs="+", metavar="PSEUDONYM")
+    show.add_argument("--json", action="store_true", help="print one JSON document")
+    show.set_defaults(handler=cmd_privacy_lookup)
+
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
     up = db_commands.add_parser("upgrade", help="apply migrations")
@@ -231,6 +244,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
     elif report.ok:
         print("OK: every artifact, entry and checkpoint verifies")
     return report.exit_code
+
+
+def cmd_privacy_forget(args: argparse.Namespace) -> int:
+    from evidence.services.privacy import forget
+    from evidence.services.runtime import open_runtime
+
+    rt = open_runtime(_settings(args), require_key=False)
+    try:
+        result = forget(rt, args.identity)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json(result.to_json())
+    elif result.pseudonyms:
+        print(f"forgot {len(result.pseudonyms)} lookup row(s): {', '.join(result.pseudonyms)}")
+        print("stored evidence is unchanged and still verifies; it now shows pseudonyms only")
+    else:
+        print("no lookup row for that identity (nothing to forget)")
+    return 0
+
+
+def cmd_privacy_lookup(args: argparse.Namespace) -> int:
+    from evidence.services.privacy import lookup
+    from evidence.services.runtime import open_runtime
+
+    rt = open_runtime(_settings(args), require_key=False)
+    try:
+        with rt.engine.connect() as conn:
+            names = lookup(conn, args.pseudonyms)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json({"identities": {p: names.get(p) for p in args.pseudonyms}})
+    else:
+        for p in args.pseudonyms:
+            print(f"{p}: {names.get(p, '(not known: forgotten or never recorded)')}")
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
