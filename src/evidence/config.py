@@ -44,13 +44,10 @@ class DatabaseSettings(_Section):
 
 
 class StoreSettings(_Section):
-    kind: Literal["filesystem", "azure_blob"] = "filesystem"
+    # Only the filesystem store ships in this version; an Azure Blob (WORM) store
+    # is designed (DESIGN.md) but not built, so the config refuses it plainly.
+    kind: Literal["filesystem"] = "filesystem"
     path: str = "var/store"
-    account_url: str = ""
-    container: str = "evidence"
-    connection_string_env: str = ""
-    immutability_days: int = Field(default=0, ge=0, le=146000)
-    legal_hold: bool = False
 
 
 class SigningSettings(_Section):

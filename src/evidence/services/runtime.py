@@ -45,11 +45,7 @@ class Runtime:
 
 
 def build_store(settings: Settings) -> EvidenceStore:
-    if settings.store.kind == "filesystem":
-        return FilesystemStore(settings.resolve(settings.store.path))
-    from evidence.store.azure_blob import open_azure_store
-
-    return open_azure_store(settings)
+    return FilesystemStore(settings.resolve(settings.store.path))
 
 
 def open_runtime(
