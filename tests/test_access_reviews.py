@@ -167,7 +167,8 @@ def test_corpus_reviews_through_the_fake_graph(graph, fake):
     assert len(fake.requests_to(BASE, "GET")) >= 2
     assert len([r for r in fake.requests_to(f"{INST_B}/decisions") if r.method == "GET"]) == 2
     # The real credential signed in against the fake's token endpoint, for Graph.
-    assert fake.token_requests and fake.token_requests[0]["scope"] == f"{fake.base_url}/.default"
+    assert fake.token_requests
+    assert fake.token_requests[0]["scope"] == f"{fake.base_url}/.default"
 
     stored = store_bytes(graph)
     for name in PEOPLE:
