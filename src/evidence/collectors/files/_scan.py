@@ -44,8 +44,8 @@ from evidence.collectors.files._stream import split_document
 from evidence.domain.observation import Observation
 from evidence.errors import CollectorError, InputError
 
-# Scope used when a run takes in no new file: it succeeds, so the run is
-# complete, and it holds no observations, so nothing else is closed.
+# Scope used when a run takes in no new file: it succeeds, so the run is not
+# failed, and it holds no observations, so nothing else is closed.
 NO_NEW_FILES = "no-new-files"
 
 
@@ -174,7 +174,9 @@ class ScanFileCollector(Collector):
         ctx.query["skipped"] = []
         for source in inputs:
             yield from self._collect_file(ctx, source)
-        if not ctx.scopes:
+        if not ctx.ok_scopes() and (ctx.query["skipped"] or not ctx.scopes):
+            # Files seen before are unchanged evidence: with new files failing the run
+            # is partial, not failed; with no new file at all it is complete.
             ctx.start_scope(NO_NEW_FILES)
 
     def _collect_file(self, ctx: CollectContext, source: InputFile) -> Iterator[Any]:

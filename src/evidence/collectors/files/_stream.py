@@ -134,12 +134,14 @@ def split_document(
             raise InputError("the file is empty", where=name) from None
         reason = str(exc).splitlines()[0] if str(exc) else "incomplete JSON"
         raise InputError(
-            f"not valid JSON near byte {reader.offset}: {reason}"
+            f"not valid JSON (within the first {reader.offset} bytes): {reason}"
             + (" (the file is truncated)" if "premature EOF" in reason else ""),
             where=name,
         ) from None
     except (ijson.JSONError, ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid JSON near byte {reader.offset}: {exc}", where=name) from None
+        raise InputError(
+            f"not valid JSON (within the first {reader.offset} bytes): {exc}", where=name
+        ) from None
     if reader.offset == 0:
         raise InputError("the file is empty", where=name)
     return skeleton.root, reader.sha256.hexdigest()
