@@ -71,14 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("doctor", cmd_doctor, "check config, database, store and keys")
 
     privacy = commands.add_parser("privacy", help="the pseudonym lookup of personal data")
-    privacy_commands = privacy.add_subparsers(dest="privacy_command", metavar="ACTION", parser_class=_Parser)
+    privacy_commands = privacy.add_subparsers(
+        dest="privacy_command", metavar="ACTION", parser_class=_Parser
+    )
     forget = privacy_commands.add_parser(
         "forget", help="erasure: delete the lookup rows of an identity (evidence is unchanged)"
     )
     forget.add_argument("identity", help="user principal name, e-mail address, name, or pseudonym")
     forget.add_argument("--json", action="store_true", help="print one JSON document")
     forget.set_defaults(handler=cmd_privacy_forget)
-    show = privacy_commands.add_parser("lookup", help="the identity behind pseudonyms, where still known")
+    show = privacy_commands.add_parser(
+        "lookup", help="the identity behind pseudonyms, where still known"
+    )
     show.add_argument("pseudonyms", nargs="+", metavar="PSEUDONYM")
     show.add_argument("--json", action="store_true", help="print one JSON document")
     show.set_defaults(handler=cmd_privacy_lookup)
