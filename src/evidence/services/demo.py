@@ -17,6 +17,7 @@ from typing import Any
 from evidence.config import load_settings
 from evidence.services import setup
 from evidence.services.collect import RunResult, iter_sources, run_source
+from evidence.services.demo_azure import sample_azure
 from evidence.services.runtime import open_runtime
 from evidence.services.verify import Report, verify
 
@@ -32,6 +33,28 @@ name = "manual-training"
 kind = "import.json"
 path = "sample/manual/training-completions.json"
 observed_at_field = "period_end"
+schedule = "every 24h"
+
+# SAMPLE DATA: the demo serves these from a local fake Azure on 127.0.0.1.
+[[sources]]
+name = "sample-azure-policy"
+kind = "azure.policy_states"
+management_group = "sample-mg"
+note = "SAMPLE DATA: served by the demo's local fake Azure on 127.0.0.1"
+schedule = "every 6h"
+
+[[sources]]
+name = "sample-azure-retention"
+kind = "azure.retention"
+subscriptions = ["5a3f0c1e-5a3f-4c1e-8a3f-00000000a001", "5a3f0c1e-5a3f-4c1e-8a3f-00000000b002"]
+note = "SAMPLE DATA: served by the demo's local fake Azure on 127.0.0.1"
+schedule = "every 24h"
+
+[[sources]]
+name = "sample-azure-keys"
+kind = "azure.key_rotation"
+subscriptions = ["5a3f0c1e-5a3f-4c1e-8a3f-00000000a001", "5a3f0c1e-5a3f-4c1e-8a3f-00000000b002"]
+note = "SAMPLE DATA: served by the demo's local fake Azure on 127.0.0.1"
 schedule = "every 24h"
 """
 
@@ -67,14 +90,18 @@ def run_demo(workdir: Path) -> DemoResult:
     settings = load_settings(workdir / "config.toml")
     setup.db_upgrade(settings)
     result = DemoResult(workdir=workdir)
-    rt = open_runtime(settings)
-    try:
-        for source in iter_sources(rt, []):
-            result.runs.append(run_source(rt, source))
-        result.verification = verify(rt)
-    finally:
-        rt.close()
+    with sample_azure(settings) as (demo_settings, fake_url):
+        rt = open_runtime(demo_settings)
+        try:
+            for source in iter_sources(rt, []):
+                result.runs.append(run_source(rt, source))
+            result.verification = verify(rt)
+        finally:
+            rt.close()
+    if fake_url:
+        result.outputs["azure"] = f"SAMPLE DATA from a fake Azure at {fake_url} (now stopped)"
     result.outputs = {
+        **result.outputs,
         "config": str(workdir / "config.toml"),
         "store": str(settings.resolve(settings.store.path)),
         "database": settings.database.url,

@@ -191,18 +191,27 @@ class FakeAzure:
         self.port = int(self.base_url.rsplit(":", 1)[1])
         return self
 
-    def add_vault(self, name: str) -> str:
+    def add_vault(self, name: str, *, port: int = 0) -> str:
         """A Key Vault of its own (own port: the SDK wants a bare host as vault URL). Its
-        requests are routed as ``/vaults/<name>/...`` and get the Key Vault challenge."""
+        requests are routed as ``/vaults/<name>/...`` and get the Key Vault challenge.
+        ``port``: a preferred port (the demo keeps vault URLs stable across runs); when it
+        is taken, any free port is used."""
         prefix = f"/vaults/{name}"
         self.keyvault_prefix(prefix)
+        if port:
+            try:
+                return self._listen(prefix, port)
+            except OSError:
+                pass
         return self._listen(prefix)
 
-    def _listen(self, prefix: str) -> str:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self, prefix))
+    def _listen(self, prefix: str, port: int = 0) -> str:
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_class(self, prefix))
         httpd.daemon_threads = True
         httpd.socket = self._context.wrap_socket(httpd.socket, server_side=True)
-        thread = threading.Thread(target=httpd.serve_forever, name="fakeazure", daemon=True)
+        thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fakeazure", daemon=True
+        )
         thread.start()
         self._listeners.append((httpd, thread))
         return f"https://127.0.0.1:{httpd.server_address[1]}"
