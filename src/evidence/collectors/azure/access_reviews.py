@@ -59,6 +59,7 @@ class AccessReviewsOptions(CollectorOptions):
     )
     page_size: int = Field(default=100, ge=1, le=1000)
     timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    note: str = Field(default="", max_length=500, description="written into every envelope")
 
 
 class AccessReviewsCollector(Collector):
@@ -95,6 +96,8 @@ class AccessReviewsCollector(Collector):
                 yield from records
         finally:
             ctx.retries = access.retries.count
+            if self.options.note:
+                ctx.provenance["note"] = self.options.note
             if access.retries.reasons:
                 ctx.provenance["retry_reasons"] = dict(access.retries.reasons)
             client.close()

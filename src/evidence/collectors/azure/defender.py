@@ -38,6 +38,7 @@ class DefenderOptions(CollectorOptions):
     assessments_api_version: str = ASSESSMENTS_API
     sub_assessments_api_version: str = SUB_ASSESSMENTS_API
     timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    note: str = Field(default="", max_length=500, description="written into every envelope")
 
     @field_validator("subscriptions")
     @classmethod
@@ -78,6 +79,8 @@ class DefenderCollector(Collector):
                 yield from records
         finally:
             ctx.retries = access.retries.count
+            if self.options.note:
+                ctx.provenance["note"] = self.options.note
             if access.retries.reasons:
                 ctx.provenance["retry_reasons"] = dict(access.retries.reasons)
             client.close()
