@@ -147,8 +147,9 @@ class ScanFileCollector(Collector):
     streamed: ClassVar[frozenset[str]] = frozenset()
     # Keys removed from every item before it is written anywhere: secret values.
     secret_keys: ClassVar[frozenset[str]] = frozenset()
-    # People's names in findings (commit authors); the service pseudonymizes them.
-    personal_keys = frozenset({"Author", "author", "authorName", "committer"})
+    # Scanners name packages and files, not people; e-mail addresses anywhere are
+    # pseudonymized by the service all the same. gitleaks adds commit authors.
+    personal_keys: ClassVar[frozenset[str]] = frozenset()
 
     # ---- what a format provides -------------------------------------------------------
     @abstractmethod
@@ -166,6 +167,17 @@ class ScanFileCollector(Collector):
     def keep(self, prefix: str, value: Any) -> Any:
         """What of one streamed item is kept (default: all but secret keys)."""
         return drop_keys(value, self.secret_keys) if self.secret_keys else value
+
+    def _spool_item(self, prefix: str, value: Any) -> bytes | None:
+        """The item's JSON as spooled, secrets dropped; None when it is not kept. Walking
+        an item for secret keys costs more than serializing it, so look first."""
+        data = orjson.dumps(value)
+        if self.secret_keys and any(b'"' + k.encode() + b'"' in data for k in self.secret_keys):
+            data = b"" if (kept := self.keep(prefix, value)) is None else orjson.dumps(kept)
+        elif type(self).keep is not ScanFileCollector.keep:
+            kept = self.keep(prefix, value)
+            data = b"" if kept is None else orjson.dumps(kept)
+        return data or None
 
     # ---- the shared flow -------------------------------------------------------------
     def collect(self, ctx: CollectContext) -> Iterator[Any]:
@@ -223,9 +235,10 @@ class ScanFileCollector(Collector):
         with path.open("rb") as handle, items_path.open("wb") as spool:
 
             def sink(prefix: str, where: tuple[int, ...], index: int, value: Any) -> None:
-                kept = self.keep(prefix, value)
-                if kept is not None:
-                    spool.write(orjson.dumps([prefix, list(where), index, kept]) + b"\n")
+                data = self._spool_item(prefix, value)
+                if data is not None:
+                    # orjson escapes control characters, so a tab never occurs inside JSON.
+                    spool.write(orjson.dumps([prefix, where, index]) + b"\t" + data + b"\n")
 
             skeleton, digest = split_document(handle, file.name, self.streamed, sink)
         if digest != file.sha256:
@@ -336,8 +349,9 @@ def _count(counts: dict[str, int], observation: Observation) -> None:
 
 def _read_items(spool: IO[bytes]) -> Iterator[Item]:
     for line in spool:
-        prefix, where, index, value = orjson.loads(line)
-        yield Item(prefix, tuple(where), index, value)
+        head, _, value = line.partition(b"\t")
+        prefix, where, index = orjson.loads(head)
+        yield Item(prefix, tuple(where), index, orjson.loads(value))
 
 
 def _sha256_file(path: Path) -> str:

@@ -26,6 +26,8 @@ class GitleaksCollector(ScanFileCollector):
     observation_kinds = ("secret.finding", "scan.report")
     streamed = frozenset({"item", RESULTS})
     secret_keys = frozenset({"Secret", "Match", "offender", "line", "snippet"})
+    # Commit authors are people; the service pseudonymizes these keys' values.
+    personal_keys = frozenset({"Author", "author", "authorName", "committer"})
 
     def build(
         self, skeleton: Any, items: Iterator[Item], file: ScanFile
