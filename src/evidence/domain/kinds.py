@@ -100,8 +100,9 @@ KINDS: dict[str, Kind] = {
                 "decision_counts",  # {approve, deny, not_reviewed, dont_know}
                 "decisions_total",
                 "denials_applied",  # bool: every deny decision applied
-                "decisions",  # [{reviewer, principal, decision, justification_present,
-                # apply_result, applied_at}] with people as pseudonyms
+                "decisions",  # [{id, reviewer, principal, principal_id, decision,
+                # justification_present, reviewed_at, apply_result, applied_at}]; people as
+                # pseudonyms, decision one of approve, deny, not_reviewed, dont_know
             ),
             "the instance's completion (end) date",
         ),
