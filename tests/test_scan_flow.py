@@ -301,3 +301,17 @@ def test_scan_files_from_a_blob_prefix(workspace, azurite, monkeypatch):
     wrong = workspace.cli("collect", "--json").json()["runs"][0]
     assert wrong["status"] == "failed"
     assert "otheraccount" in wrong["errors"][0]["message"]
+
+
+def test_very_long_targets_are_bounded_not_rejected(workspace, tmp_path):
+    doc = json.loads(CENTOS.read_text())
+    doc["ArtifactName"] = "registry.example.com/" + "deep/" * 400 + "image:1"
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(doc))
+    result = workspace.cli("ingest", "--kind", "trivy", str(path), "--json")
+    assert result.code == 0, result.out
+    rows = open_rows(workspace, source="ingest-trivy")
+    assert len(rows) == 4
+    assert all(len(r.subject) <= 1000 and len(r.scope) <= 500 for r in rows)
+    assert len({r.subject for r in rows}) == 4
+    assert all(r.attributes["target"] == doc["ArtifactName"] for r in rows)

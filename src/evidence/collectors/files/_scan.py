@@ -125,7 +125,25 @@ def scan_context(
 
 
 def scope_of(scan: dict[str, Any]) -> str:
-    return f"{scan['scanner']}|{scan['target']}"
+    return bounded(f"{scan['scanner']}|{scan['target']}", SCOPE_LIMIT)
+
+
+# The database keeps subjects up to 1000 characters and scopes up to 500; longer ones
+# (deep paths, long image references) keep their start and a hash of the whole, so
+# they stay unique and stable across runs.
+SUBJECT_LIMIT, SCOPE_LIMIT = 1000, 500
+
+
+def bounded_join(parts: list[str]) -> str:
+    """A subject from its parts, ``|``-joined and bounded."""
+    return bounded("|".join(parts))
+
+
+def bounded(text: str, limit: int = SUBJECT_LIMIT) -> str:
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return f"{text[: limit - 72]}~sha256:{digest}"
 
 
 def drop_keys(value: Any, keys: frozenset[str]) -> Any:
@@ -319,21 +337,22 @@ class ScanFileCollector(Collector):
                     scope=where.container,
                 )
             return client
+        from evidence.collectors.azure._auth import open_access
+
+        # The run's Azure identity from [azure] (managed identity in production).
         factory = self.env.credential_factory
-        if factory is None:
-            raise CollectorError(
-                "reading az:// paths needs an Azure credential ([azure] settings) "
-                "or blob_connection_string_env",
-                scope=where.container,
-            )
+        injected = factory() if factory else self.env.extra.get("credential")
+        access = open_access(self.env.azure, credential=injected, base_dir=self.env.base_dir)
         account_url = (
             self.options.blob_account_url or f"https://{where.account}.blob.core.windows.net"
         )
-        kwargs: dict[str, Any] = {}
-        ca_bundle = getattr(self.env.azure, "ca_bundle", "")
-        if ca_bundle:
-            kwargs["connection_verify"] = ca_bundle
-        return ContainerClient(account_url, where.container, credential=factory(), **kwargs)
+        return ContainerClient(
+            account_url,
+            where.container,
+            credential=access.credential,
+            connection_verify=access.connection_verify,
+            retry_total=access.retry_total,
+        )
 
 
 def _count(counts: dict[str, int], observation: Observation) -> None:

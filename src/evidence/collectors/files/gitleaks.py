@@ -16,7 +16,14 @@ from typing import Any, ClassVar
 
 from evidence.collectors.files._normalize import iso, obj, parse_loose_date, parse_time, text
 from evidence.collectors.files._sarif import RESULTS, is_suppressed, sarif_records
-from evidence.collectors.files._scan import Item, ScanFile, ScanFileCollector, scan_context
+from evidence.collectors.files._scan import (
+    Item,
+    ScanFile,
+    ScanFileCollector,
+    bounded_join,
+    scan_context,
+    scope_of,
+)
 from evidence.domain.observation import Observation
 from evidence.errors import InputError
 
@@ -86,11 +93,11 @@ class GitleaksCollector(ScanFileCollector):
             "date": iso(parse_loose_date(date)),
             "suppressed": suppressed,
         }
-        subject = "|".join([scan["target"], rule, path, text(line), commit])
+        subject = bounded_join([scan["target"], rule, path, text(line), commit])
         return Observation(
             "secret.finding",
             subject,
             attrs,
             parse_time(scan["generated_at"]),
-            f"{scan['scanner']}|{scan['target']}",
+            scope_of(scan),
         )

@@ -21,7 +21,15 @@ from evidence.collectors.files._normalize import (
     severity_from_label,
     text,
 )
-from evidence.collectors.files._scan import Item, ScanFile, ScanFileCollector, as_dict, scan_context
+from evidence.collectors.files._scan import (
+    Item,
+    ScanFile,
+    ScanFileCollector,
+    as_dict,
+    bounded_join,
+    scan_context,
+    scope_of,
+)
 from evidence.domain.observation import Observation
 from evidence.errors import InputError
 
@@ -100,7 +108,7 @@ class GrypeCollector(ScanFileCollector):
             "suppressed": "suppression" in record,
             "location": _first_path(artifact.get("locations")),
         }
-        subject = "|".join(
+        subject = bounded_join(
             [
                 scan["target"],
                 attrs["vulnerability_id"],
@@ -113,7 +121,7 @@ class GrypeCollector(ScanFileCollector):
             subject,
             attrs,
             parse_time(scan["generated_at"]),
-            f"{scan['scanner']}|{scan['target']}",
+            scope_of(scan),
         )
 
 

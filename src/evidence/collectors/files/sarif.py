@@ -22,7 +22,13 @@ from evidence.collectors.files._sarif import (
     level_and_severity,
     sarif_records,
 )
-from evidence.collectors.files._scan import Item, ScanFile, ScanFileCollector
+from evidence.collectors.files._scan import (
+    Item,
+    ScanFile,
+    ScanFileCollector,
+    bounded_join,
+    scope_of,
+)
 from evidence.domain.observation import Observation
 
 
@@ -61,11 +67,11 @@ class SarifCollector(ScanFileCollector):
         }
         tail = fingerprint(result) or (f"L{line}" if line is not None else "")
         # The scanner is part of the rule: one log may hold runs of several tools.
-        subject = "|".join([scan["target"], f"{scan['scanner']}:{rule_id}", uri, tail])
+        subject = bounded_join([scan["target"], f"{scan['scanner']}:{rule_id}", uri, tail])
         return Observation(
             "vulnerability.finding",
             subject,
             attrs,
             parse_time(scan["generated_at"]),
-            f"{scan['scanner']}|{scan['target']}",
+            scope_of(scan),
         )

@@ -30,7 +30,9 @@ from evidence.collectors.files._scan import (
     ScanFileCollector,
     as_dict,
     as_list,
+    bounded_join,
     scan_context,
+    scope_of,
 )
 from evidence.domain.observation import Observation
 from evidence.errors import InputError
@@ -143,7 +145,7 @@ class TrivyCollector(ScanFileCollector):
                 "date": None,
                 "suppressed": suppressed,
             }
-            subject = "|".join([scan["target"], attrs["rule"], attrs["file"], text(line), ""])
+            subject = bounded_join([scan["target"], attrs["rule"], attrs["file"], text(line), ""])
             return Observation("secret.finding", subject, attrs, observed_at, _scope(scan))
         if record["class"] == "misconfiguration":
             vuln_id = text(finding.get("ID")) or text(finding.get("AVDID"))
@@ -175,7 +177,7 @@ class TrivyCollector(ScanFileCollector):
             "suppressed": suppressed,
             "location": text(result.get("Target")),
         }
-        subject = "|".join([where, vuln_id, package, installed])
+        subject = bounded_join([where, vuln_id, package, installed])
         return Observation("vulnerability.finding", subject, attrs, observed_at, _scope(scan))
 
 
@@ -193,7 +195,7 @@ def _finding_target(artifact: str, result: dict[str, Any]) -> str:
 
 
 def _scope(scan: dict[str, Any]) -> str:
-    return f"{scan['scanner']}|{scan['target']}"
+    return scope_of(scan)
 
 
 def _iso(value: Any) -> str | None:
