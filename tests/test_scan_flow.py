@@ -315,3 +315,15 @@ def test_very_long_targets_are_bounded_not_rejected(workspace, tmp_path):
     assert all(len(r.subject) <= 1000 and len(r.scope) <= 500 for r in rows)
     assert len({r.subject for r in rows}) == 4
     assert all(r.attributes["target"] == doc["ArtifactName"] for r in rows)
+
+
+def test_ingest_into_a_configured_source_keeps_its_options(workspace, tmp_path):
+    workspace.add_source(name="ci-sarif", kind="sarif", path="unused/*.sarif", target="repo-x")
+    sarif = SCANS / "sarif" / "sarif_semgrep_oss_level_from_rule_default.sarif.json"
+    result = workspace.cli("ingest", "--kind", "sarif", "--source", "ci-sarif", str(sarif), "--json")
+    assert result.code == 0, result.out
+    (row,) = open_rows(workspace, source="ci-sarif", kind="vulnerability.finding")
+    assert row.attributes["target"] == "repo-x"
+    wrong = workspace.cli("ingest", "--kind", "trivy", "--source", "ci-sarif", str(sarif))
+    assert wrong.code == 2
+    assert "is of kind 'sarif'" in wrong.err
