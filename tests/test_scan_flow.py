@@ -320,7 +320,9 @@ def test_very_long_targets_are_bounded_not_rejected(workspace, tmp_path):
 def test_ingest_into_a_configured_source_keeps_its_options(workspace, tmp_path):
     workspace.add_source(name="ci-sarif", kind="sarif", path="unused/*.sarif", target="repo-x")
     sarif = SCANS / "sarif" / "sarif_semgrep_oss_level_from_rule_default.sarif.json"
-    result = workspace.cli("ingest", "--kind", "sarif", "--source", "ci-sarif", str(sarif), "--json")
+    result = workspace.cli(
+        "ingest", "--kind", "sarif", "--source", "ci-sarif", str(sarif), "--json"
+    )
     assert result.code == 0, result.out
     (row,) = open_rows(workspace, source="ci-sarif", kind="vulnerability.finding")
     assert row.attributes["target"] == "repo-x"
