@@ -329,3 +329,43 @@ def test_ingest_into_a_configured_source_keeps_its_options(workspace, tmp_path):
     wrong = workspace.cli("ingest", "--kind", "trivy", "--source", "ci-sarif", str(sarif))
     assert wrong.code == 2
     assert "is of kind 'sarif'" in wrong.err
+
+
+WRONG_SHAPES = [
+    (
+        "trivy",
+        {
+            "SchemaVersion": 2,
+            "ArtifactName": "x",
+            "Results": [{"Target": "t", "Vulnerabilities": "none"}],
+        },
+        "Results[0].Vulnerabilities is not an array",
+    ),
+    (
+        "trivy",
+        {"SchemaVersion": 2, "ArtifactName": "x", "Results": {"Target": "t"}},
+        "Results is not an array",
+    ),
+    ("grype", {"matches": {}, "source": {}, "descriptor": {}}, "'matches' array"),
+    ("sarif", {"version": "2.1.0", "runs": None}, "'runs' is not an array"),
+    (
+        "sarif",
+        {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": {}}]},
+        "runs[0].results is not an array",
+    ),
+    ("gitleaks", {"findings": []}, "array of findings"),
+]
+
+
+@pytest.mark.parametrize(("kind", "doc", "reason"), WRONG_SHAPES)
+def test_a_findings_list_of_the_wrong_shape_is_rejected_not_read_as_empty(
+    workspace, tmp_path, kind, doc, reason
+):
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(doc))
+    result = workspace.cli("ingest", "--kind", kind, str(path), "--json")
+    assert result.code == 3
+    run = result.json()["runs"][0]
+    assert run["status"] == "failed"
+    assert reason in run["errors"][0]["message"]
+    assert run["errors"][0]["scope"] == "odd.json"

@@ -37,7 +37,9 @@ def sarif_records(
 ) -> Iterator[dict[str, Any]]:
     if not isinstance(skeleton, dict) or "runs" not in skeleton:
         raise InputError("a SARIF log is an object with a 'runs' array", where=file.name)
-    runs = as_list(skeleton.get("runs"), "runs", file)
+    if not isinstance(skeleton.get("runs"), list):
+        raise InputError("'runs' is not an array", where=file.name)
+    runs = skeleton["runs"]
     if not runs:
         scan = scan_context(scanner="unknown", target=target or file.name)
         yield {
@@ -49,6 +51,7 @@ def sarif_records(
     scans = []
     for index, run in enumerate(runs):
         run = as_dict(run, f"runs[{index}]", file)
+        as_list(run.get("results"), f"runs[{index}].results", file)
         scan = _scan(run, file, target)
         scans.append(scan)
         yield {"type": "scan", "scan": scan, "metadata": _metadata(run, index)}

@@ -39,7 +39,7 @@ class GitleaksCollector(ScanFileCollector):
     def build(
         self, skeleton: Any, items: Iterator[Item], file: ScanFile
     ) -> Iterator[dict[str, Any]]:
-        if isinstance(skeleton, dict):
+        if isinstance(skeleton, dict) and "runs" in skeleton:
             yield from sarif_records(skeleton, items, file, self.options.target)
             return
         if not isinstance(skeleton, list):

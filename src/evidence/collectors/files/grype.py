@@ -26,6 +26,7 @@ from evidence.collectors.files._scan import (
     ScanFile,
     ScanFileCollector,
     as_dict,
+    as_list,
     bounded_join,
     scan_context,
     scope_of,
@@ -42,8 +43,9 @@ class GrypeCollector(ScanFileCollector):
     def build(
         self, skeleton: Any, items: Iterator[Item], file: ScanFile
     ) -> Iterator[dict[str, Any]]:
-        if not isinstance(skeleton, dict) or "matches" not in skeleton:
+        if not isinstance(skeleton, dict) or not isinstance(skeleton.get("matches"), list):
             raise InputError("a Grype report is an object with a 'matches' array", where=file.name)
+        as_list(skeleton.get("ignoredMatches"), "ignoredMatches", file)
         scan = self._scan(skeleton, file)
         metadata = {k: v for k, v in skeleton.items() if k not in ("matches", "ignoredMatches")}
         yield {"type": "scan", "scan": scan, "metadata": metadata}

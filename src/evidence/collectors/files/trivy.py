@@ -81,6 +81,12 @@ class TrivyCollector(ScanFileCollector):
             metadata = {k: v for k, v in skeleton.items() if k != "Results"}
         else:
             raise InputError("a Trivy report is an object, an array or null", where=file.name)
+        for number, result in enumerate(results):
+            if not isinstance(result, dict):
+                raise InputError(f"Results[{number}] is not an object", where=file.name)
+            for key in (*_KINDS, "ExperimentalModifiedFindings"):
+                # A findings list that is not a list must not read as "nothing found".
+                as_list(result.get(key), f"Results[{number}].{key}", file)
         yield {"type": "scan", "scan": scan, "metadata": metadata}
         for item in items:
             result = results[item.where[0]] if item.where and item.where[0] < len(results) else None
