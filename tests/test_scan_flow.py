@@ -369,3 +369,20 @@ def test_a_findings_list_of_the_wrong_shape_is_rejected_not_read_as_empty(
     assert run["status"] == "failed"
     assert reason in run["errors"][0]["message"]
     assert run["errors"][0]["scope"] == "odd.json"
+
+
+def test_a_finding_that_comes_back_is_first_seen_again(workspace, tmp_path):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    workspace.add_source(name="scans", kind="trivy", path=str(folder))
+    rt = workspace.runtime()
+    source = rt.settings.source("scans")
+    x = json.loads(CENTOS.read_text())["Results"][0]["Vulnerabilities"][0]["VulnerabilityID"]
+    days = [datetime(2026, 1, d, 6, tzinfo=UTC) for d in (1, 2, 3)]
+    for day, vulns in zip(days, ([0], [1], [0]), strict=True):
+        _report(vulns, day.isoformat().replace("+00:00", "Z"), folder, f"{day.date()}.json")
+        assert run_source(rt, source, now=day).status == "complete"
+    with rt.engine.connect() as conn:
+        facts = list_open_findings(conn, kind="vulnerability.finding", source="scans")
+    (back,) = [f for f in facts if f"|{x}|" in f.subject]
+    assert back.first_seen == days[2]  # it was fixed on day 2, so its age starts again
