@@ -16,7 +16,7 @@ them and use nothing until the whole document has parsed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import ijson
@@ -26,8 +26,6 @@ from evidence.errors import InputError
 # callback(prefix, where, index, value): ``where`` is the index of each enclosing
 # array (``(run,)`` for a SARIF result), ``index`` the item's place in its array.
 ItemSink = Callable[[str, tuple[int, ...], int, Any], None]
-
-_SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
 
 
 class HashingReader:
@@ -45,49 +43,40 @@ class HashingReader:
         return data
 
 
-class _Builder:
-    """Builds one JSON value from ijson events (last duplicate key wins, as json.loads)."""
+_STARTS = ("start_map", "start_array")
+_ENDS = ("end_map", "end_array")
 
-    __slots__ = ("keys", "root", "stack")
 
-    def __init__(self) -> None:
-        self.stack: list[Any] = []
-        self.keys: list[str] = []
-        self.root: Any = None
+def _attach(stack: list[Any], keys: list[str], value: Any) -> None:
+    top = stack[-1]
+    if type(top) is list:
+        top.append(value)
+    else:
+        top[keys[-1]] = value  # a duplicate key keeps its last value, as json.loads does
 
-    def _put(self, value: Any) -> None:
-        if not self.stack:
-            self.root = value
-            return
-        top = self.stack[-1]
-        if isinstance(top, list):
-            top.append(value)
-        else:
-            top[self.keys[-1]] = value
 
-    def event(self, event: str, value: Any) -> None:
+def _build_item(events: Iterator[tuple[str, str, Any]], first: str) -> Any:
+    """One streamed item, built from the events that follow its opening event. Kept
+    deliberately flat: this loop runs for every value of every finding."""
+    root: Any = {} if first == "start_map" else []
+    stack: list[Any] = [root]
+    keys: list[str] = [""]
+    for _prefix, event, value in events:
         if event == "map_key":
-            self.keys[-1] = value
-        elif event == "start_map":
-            container: dict[str, Any] = {}
-            self._put(container)
-            self.stack.append(container)
-            self.keys.append("")
-        elif event == "start_array":
-            items: list[Any] = []
-            self._put(items)
-            self.stack.append(items)
-            self.keys.append("")
-        elif event in ("end_map", "end_array"):
-            self.stack.pop()
-            self.keys.pop()
+            keys[-1] = value
+        elif event in _ENDS:
+            stack.pop()
+            keys.pop()
+            if not stack:
+                return root
+        elif event in _STARTS:
+            new: Any = {} if event == "start_map" else []
+            _attach(stack, keys, new)
+            stack.append(new)
+            keys.append("")
         else:
-            self._put(value)
-
-    def where(self) -> tuple[int, ...]:
-        """Index of the element being built in each enclosing list (the innermost,
-        the streamed list itself, is always empty and left out)."""
-        return tuple(len(c) - 1 for c in self.stack[:-1] if isinstance(c, list))
+            _attach(stack, keys, value)
+    raise ijson.IncompleteJSONError("premature EOF")
 
 
 def split_document(
@@ -99,36 +88,40 @@ def split_document(
     """Parse ``handle``; items at the ijson prefixes in ``streamed`` (``"matches.item"``)
     go to ``sink``; return (skeleton, sha256 hex of the bytes read)."""
     reader = HashingReader(handle)
-    skeleton = _Builder()
     arrays = {p[: -len(".item")] for p in streamed}
-    item: _Builder | None = None
-    item_prefix = ""
-    depth = 0
     counters: dict[str, int] = {}
+    # The skeleton under construction: open containers and, per container, its pending key.
+    stack: list[Any] = []
+    keys: list[str] = []
+    root: Any = None
     try:
-        for prefix, event, value in ijson.parse(reader, use_float=True):
-            if item is not None:
-                item.event(event, value)
-                if event in ("start_map", "start_array"):
-                    depth += 1
-                elif event in ("end_map", "end_array"):
-                    depth -= 1
-                    if depth == 0:
-                        sink(item_prefix, skeleton.where(), counters[item_prefix], item.root)
-                        counters[item_prefix] += 1
-                        item = None
-                continue
-            if prefix in streamed and event != "map_key" and event not in ("end_map", "end_array"):
-                if event in _SCALARS:
-                    sink(prefix, skeleton.where(), counters[prefix], value)
-                    counters[prefix] += 1
-                    continue
-                item, item_prefix, depth = _Builder(), prefix, 1
-                item.event(event, value)
-                continue
-            if event == "start_array" and prefix in arrays:
-                counters[f"{prefix}.item" if prefix else "item"] = 0
-            skeleton.event(event, value)
+        events = iter(ijson.parse(reader, use_float=True))
+        for prefix, event, value in events:
+            if prefix in streamed and event != "map_key" and event not in _ENDS:
+                # Index of the element being built in each enclosing list; the innermost,
+                # the streamed list itself, stays empty and is left out.
+                where = tuple(len(c) - 1 for c in stack[:-1] if type(c) is list)
+                item = _build_item(events, event) if event in _STARTS else value
+                sink(prefix, where, counters[prefix], item)
+                counters[prefix] += 1
+            elif event == "map_key":
+                keys[-1] = value
+            elif event in _ENDS:
+                stack.pop()
+                keys.pop()
+            else:
+                if event == "start_array" and prefix in arrays:
+                    counters[f"{prefix}.item" if prefix else "item"] = 0
+                new: Any = value
+                if event in _STARTS:
+                    new = {} if event == "start_map" else []
+                if stack:
+                    _attach(stack, keys, new)
+                else:
+                    root = new
+                if event in _STARTS:
+                    stack.append(new)
+                    keys.append("")
     except ijson.IncompleteJSONError as exc:
         if reader.offset == 0:
             raise InputError("the file is empty", where=name) from None
@@ -144,4 +137,4 @@ def split_document(
         ) from None
     if reader.offset == 0:
         raise InputError("the file is empty", where=name)
-    return skeleton.root, reader.sha256.hexdigest()
+    return root, reader.sha256.hexdigest()
