@@ -270,3 +270,7 @@ def test_erasure_deletes_the_lookup_and_evidence_still_verifies(graph):
     assert verified.json()["ok"] is True
     again = graph.cli("privacy", "forget", "ChristieC@contoso.com", "--json")
     assert again.json()["forgotten"] == 0
+    # A person's UPN and display name are separate pseudonyms: name both to forget both.
+    both = graph.cli("privacy", "forget", "JohannaL@contoso.com", "Johanna Lorenz", "--json")
+    assert both.json()["forgotten"] == 2
+    assert graph.cli("verify").code == 0

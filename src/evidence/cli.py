@@ -77,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     forget = privacy_commands.add_parser(
         "forget", help="erasure: delete the lookup rows of an identity (evidence is unchanged)"
     )
-    forget.add_argument("identity", help="user principal name, e-mail address, name, or pseudonym")
+    forget.add_argument(
+        "identities",
+        nargs="+",
+        metavar="IDENTITY",
+        help="user principal name, e-mail address, display name, or pseudonym (name all of a "
+        "person's: UPN and display name are pseudonymized separately)",
+    )
     forget.add_argument("--json", action="store_true", help="print one JSON document")
     forget.set_defaults(handler=cmd_privacy_forget)
     show = privacy_commands.add_parser(
@@ -256,16 +262,16 @@ def cmd_privacy_forget(args: argparse.Namespace) -> int:
 
     rt = open_runtime(_settings(args), require_key=False)
     try:
-        result = forget(rt, args.identity)
+        gone = sorted({p for identity in args.identities for p in forget(rt, identity).pseudonyms})
     finally:
         rt.close()
     if args.json:
-        _print_json(result.to_json())
-    elif result.pseudonyms:
-        print(f"forgot {len(result.pseudonyms)} lookup row(s): {', '.join(result.pseudonyms)}")
+        _print_json({"forgotten": len(gone), "pseudonyms": gone})
+    elif gone:
+        print(f"forgot {len(gone)} lookup row(s): {', '.join(gone)}")
         print("stored evidence is unchanged and still verifies; it now shows pseudonyms only")
     else:
-        print("no lookup row for that identity (nothing to forget)")
+        print("no lookup row for these identities (nothing to forget)")
     return 0
 
 
