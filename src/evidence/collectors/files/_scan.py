@@ -146,15 +146,6 @@ def bounded(text: str, limit: int = SUBJECT_LIMIT) -> str:
     return f"{text[: limit - 72]}~sha256:{digest}"
 
 
-def drop_keys(value: Any, keys: frozenset[str]) -> Any:
-    """``value`` without the given keys anywhere in it (secret material)."""
-    if isinstance(value, dict):
-        return {k: drop_keys(v, keys) for k, v in value.items() if k not in keys}
-    if isinstance(value, list):
-        return [drop_keys(v, keys) for v in value]
-    return value
-
-
 class ScanFileCollector(Collector):
     """Base for scanner-file collectors; subclasses describe their format."""
 
@@ -163,7 +154,8 @@ class ScanFileCollector(Collector):
     options: ScanOptions
     # ijson prefixes of the finding arrays' items, read one at a time.
     streamed: ClassVar[frozenset[str]] = frozenset()
-    # Keys removed from every item before it is written anywhere: secret values.
+    # Keys whose values are skipped while the file is parsed (never built, never written
+    # anywhere): secret values.
     secret_keys: ClassVar[frozenset[str]] = frozenset()
     # Scanners name packages and files, not people; e-mail addresses anywhere are
     # pseudonymized by the service all the same. gitleaks adds commit authors.
@@ -183,19 +175,8 @@ class ScanFileCollector(Collector):
         """The observation of one finding record."""
 
     def keep(self, prefix: str, value: Any) -> Any:
-        """What of one streamed item is kept (default: all but secret keys)."""
-        return drop_keys(value, self.secret_keys) if self.secret_keys else value
-
-    def _spool_item(self, prefix: str, value: Any) -> bytes | None:
-        """The item's JSON as spooled, secrets dropped; None when it is not kept. Walking
-        an item for secret keys costs more than serializing it, so look first."""
-        data = orjson.dumps(value)
-        if self.secret_keys and any(b'"' + k.encode() + b'"' in data for k in self.secret_keys):
-            data = b"" if (kept := self.keep(prefix, value)) is None else orjson.dumps(kept)
-        elif type(self).keep is not ScanFileCollector.keep:
-            kept = self.keep(prefix, value)
-            data = b"" if kept is None else orjson.dumps(kept)
-        return data or None
+        """What of one streamed item is kept (default: all of it; None drops it)."""
+        return value
 
     # ---- the shared flow -------------------------------------------------------------
     def collect(self, ctx: CollectContext) -> Iterator[Any]:
@@ -253,12 +234,15 @@ class ScanFileCollector(Collector):
         with path.open("rb") as handle, items_path.open("wb") as spool:
 
             def sink(prefix: str, where: tuple[int, ...], index: int, value: Any) -> None:
-                data = self._spool_item(prefix, value)
-                if data is not None:
+                kept = self.keep(prefix, value)
+                if kept is not None:
                     # orjson escapes control characters, so a tab never occurs inside JSON.
-                    spool.write(orjson.dumps([prefix, where, index]) + b"\t" + data + b"\n")
+                    head = orjson.dumps([prefix, where, index])
+                    spool.write(head + b"\t" + orjson.dumps(kept) + b"\n")
 
-            skeleton, digest = split_document(handle, file.name, self.streamed, sink)
+            skeleton, digest = split_document(
+                handle, file.name, self.streamed, sink, drop=self.secret_keys
+            )
         if digest != file.sha256:
             raise InputError("the file changed while it was being read", where=file.name)
         with items_path.open("rb") as items, (work / "records.jsonl").open("wb") as out:

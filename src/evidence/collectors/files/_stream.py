@@ -55,15 +55,29 @@ def _attach(stack: list[Any], keys: list[str], value: Any) -> None:
         top[keys[-1]] = value  # a duplicate key keeps its last value, as json.loads does
 
 
-def _build_item(events: Iterator[tuple[str, str, Any]], first: str) -> Any:
-    """One streamed item, built from the events that follow its opening event. Kept
-    deliberately flat: this loop runs for every value of every finding."""
+def _skip_value(events: Iterator[tuple[str, str, Any]]) -> None:
+    """Consume the next value's events without building it."""
+    depth = 0
+    for _prefix, event, _value in events:
+        if event in _STARTS:
+            depth += 1
+        elif event in _ENDS:
+            depth -= 1
+        if depth == 0 and event != "map_key":
+            return
+
+
+def _build_item(events: Iterator[tuple[str, str, Any]], first: str, drop: frozenset[str]) -> Any:
+    """One streamed item, built from the events that follow its opening event, without
+    the values of ``drop`` keys. Kept flat: this loop runs for every value of every finding."""
     root: Any = {} if first == "start_map" else []
     stack: list[Any] = [root]
     keys: list[str] = [""]
     for _prefix, event, value in events:
         if event == "map_key":
             keys[-1] = value
+            if value in drop:
+                _skip_value(events)
         elif event in _ENDS:
             stack.pop()
             keys.pop()
@@ -84,9 +98,11 @@ def split_document(
     name: str,
     streamed: frozenset[str],
     sink: ItemSink,
+    drop: frozenset[str] = frozenset(),
 ) -> tuple[Any, str]:
     """Parse ``handle``; items at the ijson prefixes in ``streamed`` (``"matches.item"``)
-    go to ``sink``; return (skeleton, sha256 hex of the bytes read)."""
+    go to ``sink``; return (skeleton, sha256 hex of the bytes read). Values of keys in
+    ``drop`` (secrets) are skipped wherever they are: never built, never handed on."""
     reader = HashingReader(handle)
     arrays = {p[: -len(".item")] for p in streamed}
     counters: dict[str, int] = {}
@@ -101,11 +117,13 @@ def split_document(
                 # Index of the element being built in each enclosing list; the innermost,
                 # the streamed list itself, stays empty and is left out.
                 where = tuple(len(c) - 1 for c in stack[:-1] if type(c) is list)
-                item = _build_item(events, event) if event in _STARTS else value
+                item = _build_item(events, event, drop) if event in _STARTS else value
                 sink(prefix, where, counters[prefix], item)
                 counters[prefix] += 1
             elif event == "map_key":
                 keys[-1] = value
+                if value in drop:
+                    _skip_value(events)
             elif event in _ENDS:
                 stack.pop()
                 keys.pop()

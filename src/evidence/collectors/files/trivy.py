@@ -59,7 +59,7 @@ class TrivyCollector(ScanFileCollector):
     def keep(self, prefix: str, value: Any) -> Any:
         if prefix.endswith(".Packages.item"):
             return None  # the package inventory is not a finding, and can be large
-        return super().keep(prefix, value)
+        return value
 
     def build(
         self, skeleton: Any, items: Iterator[Item], file: ScanFile
