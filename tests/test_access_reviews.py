@@ -274,3 +274,24 @@ def test_erasure_deletes_the_lookup_and_evidence_still_verifies(graph):
     both = graph.cli("privacy", "forget", "JohannaL@contoso.com", "Johanna Lorenz", "--json")
     assert both.json()["forgotten"] == 2
     assert graph.cli("verify").code == 0
+
+
+def test_a_next_link_off_the_graph_endpoint_is_refused(graph, fake):
+    """The bearer token is never sent to a host other than the configured Graph URL."""
+    evil = {"value": [], "@odata.nextLink": "https://graph.example.net/v1.0/steal?$skiptoken=x"}
+    fake.fault("GET", f"{BASE}/{DEF_A}/instances", Response(200, evil))
+    result = run(graph)
+    assert result.status == "partial"
+    (error,) = result.errors
+    assert error["code"] == "foreign-next-link"
+    assert error["scope"] == f"accessReviews/definitions/{DEF_A}"
+
+
+def test_a_credential_the_tenant_refuses_fails_the_run(graph, monkeypatch):
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "not-the-secret")
+    result = graph.cli("collect", "--json")
+    assert result.code == 3
+    run_json = result.json()["runs"][0]
+    assert run_json["status"] == "failed"
+    assert run_json["errors"][0]["code"] == "authentication"
+    assert "not-the-secret" not in result.out
