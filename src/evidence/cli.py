@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("collect", cmd_collect, "run sources once")
     sub.add_argument("--source", action="append", default=[], metavar="NAME", help="only this source (repeatable)")
 
+    sub = add("ingest", cmd_ingest, "push scanner output files as evidence")
+    sub.add_argument("--kind", required=True, help="collector kind: trivy, grype, sarif, gitleaks")
+    sub.add_argument(
+        "--source",
+        default="",
+        metavar="NAME",
+        help="record under this source (default ingest-<kind>); a configured one keeps its options",
+    )
+    sub.add_argument("files", nargs="+", metavar="FILE", help="scanner output files")
+
     add("verify", cmd_verify, "check the ledger, the store and the index")
 
     add("doctor", cmd_doctor, "check config, database, store and keys")
@@ -103,6 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
     ex_rev.add_argument("--by", default="", help="who revokes it (default: the OS user)")
     ex_rev.add_argument("--json", action="store_true", help="print one JSON document")
     ex_rev.set_defaults(handler=cmd_exceptions_revoke)
+
+    privacy = commands.add_parser("privacy", help="the pseudonym lookup of personal data")
+    privacy_commands = privacy.add_subparsers(
+        dest="privacy_command", metavar="ACTION", parser_class=_Parser
+    )
+    forget = privacy_commands.add_parser(
+        "forget", help="erasure: delete the lookup rows of an identity (evidence is unchanged)"
+    )
+    forget.add_argument(
+        "identities",
+        nargs="+",
+        metavar="IDENTITY",
+        help="user principal name, e-mail address, display name, or pseudonym (name all of a "
+        "person's: UPN and display name are pseudonymized separately)",
+    )
+    forget.add_argument("--json", action="store_true", help="print one JSON document")
+    forget.set_defaults(handler=cmd_privacy_forget)
+    show = privacy_commands.add_parser(
+        "lookup", help="the identity behind pseudonyms, where still known"
+    )
+    show.add_argument("pseudonyms", nargs="+", metavar="PSEUDONYM")
+    show.add_argument("--json", action="store_true", help="print one JSON document")
+    show.set_defaults(handler=cmd_privacy_lookup)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
@@ -221,6 +254,27 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 3 if incomplete else 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from evidence.services.ingest import ingest_files
+    from evidence.services.runtime import open_runtime
+
+    rt = open_runtime(_settings(args))
+    try:
+        result = ingest_files(rt, args.kind, [Path(f) for f in args.files], args.source)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json({"runs": [result.to_json()]})
+    else:
+        stored = "stored" if result.stored else f"NOT STORED YET ({result.store_error})"
+        print(f"{result.source}: {result.status}, {result.records} records, {stored}")
+        print(f"  envelope {result.envelope}; observations +{result.observations_added}")
+        for err in result.errors:
+            where = f"[{err['scope']}] " if err.get("scope") else ""
+            print(f"  error {where}{err['code']}: {err['message']}")
+    return 0 if result.status == "complete" and result.stored else 3
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from evidence.services.runtime import open_runtime
     from evidence.services.verify import verify
@@ -248,6 +302,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
     elif report.ok:
         print("OK: every artifact, entry and checkpoint verifies")
     return report.exit_code
+
+
+def cmd_privacy_forget(args: argparse.Namespace) -> int:
+    from evidence.services.privacy import forget
+    from evidence.services.runtime import open_runtime
+
+    rt = open_runtime(_settings(args), require_key=False)
+    try:
+        gone = sorted({p for identity in args.identities for p in forget(rt, identity).pseudonyms})
+    finally:
+        rt.close()
+    if args.json:
+        _print_json({"forgotten": len(gone), "pseudonyms": gone})
+    elif gone:
+        print(f"forgot {len(gone)} lookup row(s): {', '.join(gone)}")
+        print("stored evidence is unchanged and still verifies; it now shows pseudonyms only")
+    else:
+        print("no lookup row for these identities (nothing to forget)")
+    return 0
+
+
+def cmd_privacy_lookup(args: argparse.Namespace) -> int:
+    from evidence.services.privacy import lookup
+    from evidence.services.runtime import open_runtime
+
+    rt = open_runtime(_settings(args), require_key=False)
+    try:
+        with rt.engine.connect() as conn:
+            names = lookup(conn, args.pseudonyms)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json({"identities": {p: names.get(p) for p in args.pseudonyms}})
+    else:
+        for p in args.pseudonyms:
+            print(f"{p}: {names.get(p, '(not known: forgotten or never recorded)')}")
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

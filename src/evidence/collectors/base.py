@@ -46,6 +46,14 @@ class CollectContext:
     query: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     scopes: dict[str, ScopeResult] = field(default_factory=dict)
+    # Input files by content: the SHA-256 (hex) of every file earlier runs of this
+    # source took in (file collectors skip those), and the files this run takes in
+    # (recorded by the service when the run's observations are applied).
+    ingested: frozenset[str] = frozenset()
+    taken_files: list[dict[str, str]] = field(default_factory=list)
+
+    def take_file(self, name: str, sha256: str) -> None:
+        self.taken_files.append({"name": name, "sha256": sha256})
 
     def page(self, count: int = 1) -> None:
         self.pages += count

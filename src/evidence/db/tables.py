@@ -166,3 +166,15 @@ exceptions = sa.Table(
     sa.Column("revoked_by", sa.String(200)),
     sa.Column("revoke_reason", sa.Text),
 )
+
+# Input files a source took in, by content. A file collector skips a file whose
+# hash is here for its source; the run that took it in is named.
+ingested_files = sa.Table(
+    "ingested_files",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(1000), nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("ingested_at", UTCDateTime(), nullable=False),
+)

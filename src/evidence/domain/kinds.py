@@ -100,14 +100,16 @@ KINDS: dict[str, Kind] = {
                 "decision_counts",  # {approve, deny, not_reviewed, dont_know}
                 "decisions_total",
                 "denials_applied",  # bool: every deny decision applied
-                "decisions",  # [{reviewer, principal, decision, justification_present,
-                # apply_result, applied_at}] with people as pseudonyms
+                "decisions",  # [{id, reviewer, principal, principal_id, decision,
+                # justification_present, reviewed_at, apply_result, applied_at}]; people as
+                # pseudonyms, decision one of approve, deny, not_reviewed, dont_know
             ),
             "the instance's completion (end) date",
         ),
         Kind(
             "vulnerability.finding",
-            "target|vulnerability_id|package|installed_version",
+            "target|vulnerability_id|package|installed_version (code findings from SARIF: "
+            "target|scanner:rule_id|file|line hash, or L<line> when the tool gives no hash)",
             (
                 "scanner",
                 "scanner_version",
@@ -120,8 +122,9 @@ KINDS: dict[str, Kind] = {
                 "fixed_version",
                 "severity",  # critical, high, medium, low, negligible, unknown
                 "scanner_severity",
-                "fix_state",
+                "fix_state",  # fixed, not-fixed, wont-fix, not-affected, unknown
                 "suppressed",
+                "location",  # the file (path:line for code findings) the finding points at, or ""
             ),
             "the scan's time",
         ),

@@ -18,8 +18,12 @@ from typing import Any
 
 PREFIX = "pseud:"
 # A mailbox or UPN: local@domain.tld. Deliberately broad; a false positive costs
-# only a pseudonym, a false negative puts personal data beyond erasure.
-EMAIL = re.compile(r"[A-Za-z0-9._%+'#-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# only a pseudonym, a false negative puts personal data beyond erasure. The last
+# label must be letters (every TLD is), so package ids such as ``debug@3.0.1``
+# in scanner output are not taken for addresses.
+EMAIL = re.compile(
+    r"[A-Za-z0-9._%+'#-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])"
+)
 
 
 class Pseudonymizer:

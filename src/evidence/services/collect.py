@@ -151,6 +151,7 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
     spool = rt.outbox / f"{run_id}.jsonl"
     pseudo = Pseudonymizer(rt.pseudonym_key)
     ctx = CollectContext(source=source.name, base_dir=rt.settings.base_dir, pseudonymize=pseudo.pseudonym)
+    ctx.ingested = _ingested_files(rt, source.name)
     errors: list[dict[str, Any]] = []
     aborted = False
     with rt.engine.connect() as conn, conn.begin() as trans:
@@ -202,6 +203,8 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
             conn, rt, source.name, run_id, ctx, status, str(digest), started
         )
         _store_pseudonyms(conn, pseudo, started)
+        if status != "failed":
+            _record_ingested_files(conn, source.name, run_id, ctx.taken_files, finished)
         conn.execute(
             t.artifacts.insert().values(
                 envelope_sha256=str(digest),
@@ -424,6 +427,40 @@ def _store_pseudonyms(conn: Connection, pseudo: Pseudonymizer, now: datetime) ->
     ]
     if fresh:
         conn.execute(t.pseudonyms.insert(), fresh)
+
+
+def _ingested_files(rt: Runtime, source: str) -> frozenset[str]:
+    with rt.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.ingested_files.c.sha256).where(t.ingested_files.c.source == source)
+        )
+        return frozenset(row[0] for row in rows)
+
+
+def _record_ingested_files(
+    conn: Connection, source: str, run_id: str, files: list[dict[str, str]], now: datetime
+) -> None:
+    """Files whose observations this run applied; the same content twice counts once."""
+    fresh: dict[str, dict[str, Any]] = {}
+    for item in files:
+        fresh.setdefault(
+            item["sha256"],
+            {"source": source, "sha256": item["sha256"], "name": item["name"][:1000],
+             "run_id": run_id, "ingested_at": now},
+        )
+    if not fresh:
+        return
+    known = {
+        row[0]
+        for row in conn.execute(
+            sa.select(t.ingested_files.c.sha256).where(
+                t.ingested_files.c.source == source, t.ingested_files.c.sha256.in_(list(fresh))
+            )
+        )
+    }
+    rows = [row for sha, row in fresh.items() if sha not in known]
+    if rows:
+        conn.execute(t.ingested_files.insert(), rows)
 
 
 def publish(rt: Runtime, run_id: str) -> None:

@@ -58,6 +58,38 @@ subscriptions = ["5a3f0c1e-5a3f-4c1e-8a3f-00000000a001", "5a3f0c1e-5a3f-4c1e-8a3
 note = "SAMPLE DATA: served by the demo's local fake Azure on 127.0.0.1"
 schedule = "every 24h"
 
+[[sources]]
+name = "sample-access-reviews"
+kind = "azure.access_reviews"
+note = "SAMPLE DATA: served by the demo's local fake Microsoft Graph on 127.0.0.1"
+schedule = "every 24h"
+
+# SAMPLE DATA: scanner reports as a CI pipeline would drop them.
+[[sources]]
+name = "sample-trivy"
+kind = "trivy"
+path = "sample/scans/trivy-*.json"
+schedule = "every 1h"
+
+[[sources]]
+name = "sample-grype"
+kind = "grype"
+path = "sample/scans/grype-*.json"
+schedule = "every 1h"
+
+[[sources]]
+name = "sample-semgrep"
+kind = "sarif"
+path = "sample/scans/*.sarif"
+schedule = "every 1h"
+
+[[sources]]
+name = "sample-gitleaks"
+kind = "gitleaks"
+path = "sample/scans/gitleaks-*.json"
+target = "https://git.example.com/shop/api"
+schedule = "every 1h"
+
 [assessment]
 extra_checks_paths = ["sample/checks"]
 """

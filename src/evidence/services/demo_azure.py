@@ -25,14 +25,16 @@ def sample_azure(settings: Settings) -> Iterator[tuple[Settings, str]]:
     if not any(s.kind.startswith("azure.") for s in settings.sources if s.enabled):
         yield settings, ""
         return
-    from evidence.sample.fakeazure import FakeAzure, sample_env
+    from evidence.sample.fakeazure import FakeAzure, graph, sample_env
 
     with FakeAzure() as fake:
         sample_env.install(fake, stable_vault_ports=True)
+        graph.install_sample(fake)  # Entra ID access reviews (Microsoft Graph)
         azure = AzureSettings(
             credential="client_secret",
             cloud="custom",
             resource_manager_url=fake.base_url,
+            graph_url=fake.base_url,
             authority_host=fake.base_url,
             ca_bundle=str(fake.ca_pem),
             # the fake's vaults live on 127.0.0.1, which can never match vault.azure.net
