@@ -22,7 +22,9 @@ from evidence.domain.merkle import (
     verify_inclusion,
 )
 
-VECTORS = json.loads((Path(__file__).parent.parent / "fixtures" / "merkle" / "rfc6962.json").read_text())
+VECTORS = json.loads(
+    (Path(__file__).parent.parent / "fixtures" / "merkle" / "rfc6962.json").read_text()
+)
 LEAVES = [leaf_hash(bytes.fromhex(h)) for h in VECTORS["leaves"]]
 ROOTS = [bytes.fromhex(h) for h in VECTORS["roots"]]
 SOME_HASH = bytes.fromhex("abacaba000000000000000000000000000000000000000000060061e00123456")
@@ -70,7 +72,9 @@ def _paddings(proof: list[bytes], *extra: bytes) -> list[list[bytes]]:
 
 
 def _truncations(proof: list[bytes]) -> list[list[bytes]]:
-    return [proof[:cut] for cut in range(len(proof))] + [proof[cut:] for cut in range(1, len(proof) + 1)]
+    return [proof[:cut] for cut in range(len(proof))] + [
+        proof[cut:] for cut in range(1, len(proof) + 1)
+    ]
 
 
 # ---- reference vectors ----------------------------------------------------------
@@ -84,7 +88,9 @@ def test_reference_roots() -> None:
         assert _recursive_root(LEAVES[:size]) == ROOTS[size - 1]
 
 
-@pytest.mark.parametrize("vector", VECTORS["inclusion"], ids=lambda v: f"{v['leaf']}-of-{v['size']}")
+@pytest.mark.parametrize(
+    "vector", VECTORS["inclusion"], ids=lambda v: f"{v['leaf']}-of-{v['size']}"
+)
 def test_reference_inclusion_proofs(vector: dict[str, object]) -> None:
     index, size = int(vector["leaf"]) - 1, int(vector["size"])  # type: ignore[call-overload]
     proof = [bytes.fromhex(h) for h in vector["proof"]]  # type: ignore[attr-defined]
@@ -120,7 +126,9 @@ def test_every_inclusion_proof_verifies_for_sizes_1_to_64() -> None:
     for size in range(1, 65):
         root = root_of(leaves[:size])
         for index in range(size):
-            verify_inclusion(leaves[index], index, size, inclusion_proof(leaves[:size], index), root)
+            verify_inclusion(
+                leaves[index], index, size, inclusion_proof(leaves[:size], index), root
+            )
 
 
 def test_every_consistency_proof_verifies_for_sizes_1_to_64() -> None:
