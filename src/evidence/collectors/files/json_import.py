@@ -74,7 +74,8 @@ class JsonImportCollector(Collector):
     def _validate(self, path: Path, fmt: str) -> tuple[str, int]:
         hasher = hashlib.sha256()
         if fmt == "jsonl":
-            return hasher.hexdigest(), _check_lines(path, hasher)
+            count = _check_lines(path, hasher)
+            return hasher.hexdigest(), count
         count = 0
         for _ in _read(path, fmt, hasher):
             count += 1
