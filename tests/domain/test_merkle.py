@@ -16,6 +16,7 @@ from evidence.domain.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    leaf_hashes,
     node_hash,
     root_of,
     verify_consistency,
@@ -268,3 +269,30 @@ def test_equal_sizes_and_bad_arguments() -> None:
     verify_inclusion(leaves[0], 0, 1, [], leaves[0])
     _rejects_inclusion(leaves[0], 0, 0, [], leaves[0])
     _rejects_inclusion(leaves[0], 0, 1, [], b"")
+
+
+def test_extend_in_any_batches_equals_leaf_by_leaf() -> None:
+    import random
+
+    rng = random.Random(6962)
+    leaves = _leaves(3000)
+    for _ in range(40):
+        builder = MerkleBuilder()
+        position = 0
+        checkpoints = []
+        while position < len(leaves):
+            step = rng.choice([1, 2, 3, 7, 64, 255, 256, 1024, 1500, rng.randint(1, 3000)])
+            builder.extend(leaves[position : position + step])
+            position = min(len(leaves), position + step)
+            checkpoints.append(position)
+            assert builder.size == position
+        assert builder.root() == root_of(leaves)
+        for size in checkpoints[:5]:
+            partial = MerkleBuilder()
+            partial.extend(leaves[:size])
+            assert partial.root() == _recursive_root(leaves[:size])
+
+
+def test_leaf_hashes_match_leaf_hash() -> None:
+    items = [b"", b"\x00", b"a" * 5000, b"line"]
+    assert leaf_hashes(items) == [leaf_hash(item) for item in items]

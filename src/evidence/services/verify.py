@@ -30,7 +30,7 @@ from evidence.domain.ledger import (
     entry_key,
     envelope_key,
 )
-from evidence.domain.merkle import MerkleBuilder, leaf_hash
+from evidence.domain.merkle import MerkleBuilder, leaf_hashes
 from evidence.errors import EvidenceError
 from evidence.services.ledger import leaf_data, read_witness, write_witness
 from evidence.services.runtime import Runtime
@@ -308,8 +308,7 @@ class _Checker:
                 size += len(chunk)
                 lines = (tail + chunk).split(b"\n")
                 tail = lines.pop()
-                for line in lines:
-                    tree.add_leaf_hash(leaf_hash(line))
+                tree.extend(leaf_hashes(lines))
                 records += len(lines)
         self.report.checked["records"] += records
         self.report.checked["bytes"] += size
