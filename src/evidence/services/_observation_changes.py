@@ -192,9 +192,12 @@ def apply_changes(
                     closes.append(found.id)
                     inserts.append(row)
         closed += _close(conn, closes, collected_at)
-        _replace(conn, replaces)
         _insert(conn, source, inserts, envelope, collected_at)
         added += len(inserts)
+        if replaces:
+            restored = _replace(conn, source, replaces, envelope, collected_at)
+            added -= restored
+            closed -= restored
     if not had_open:
         added -= _drop_repeats(conn, source, envelope)
     elif int.from_bytes(seen, "little").bit_count() < open_count:
@@ -298,31 +301,69 @@ def _insert(
         cursor.close()
 
 
-def _replace(conn: Connection, rows: list[tuple[int, Spooled]]) -> None:
-    if not rows:
-        return
-    conn.execute(
-        _rows.update()
-        .where(_rows.c.id == sa.bindparam("row_id"))
-        .values(
-            scope=sa.bindparam("new_scope"),
-            observed_at=sa.bindparam("new_observed_at"),
-            attributes=sa.bindparam("new_attributes"),
-            fingerprint=sa.bindparam("new_fingerprint"),
-            record_index=sa.bindparam("new_record_index"),
-        ),
-        [
-            {
-                "row_id": row_id,
-                "new_scope": r.scope,
-                "new_observed_at": r.observed_at,
-                "new_attributes": r.attributes,
-                "new_fingerprint": r.fingerprint,
-                "new_record_index": r.record_index,
-            }
-            for row_id, r in rows
-        ],
-    )
+def _replace(
+    conn: Connection,
+    source: str,
+    rows: list[tuple[int, Spooled]],
+    envelope: str,
+    collected_at: datetime,
+) -> int:
+    """A subject this run observed before: its row from this run takes the later
+    observation. If an earlier occurrence had closed the subject's previous row and
+    the later one says the same as that row, the previous row is reopened instead
+    (an unchanged fact makes no history). Returns how many rows were reopened."""
+    obs = t.observations
+    earlier: dict[tuple[str, str], tuple[int, str]] = {}
+    by_kind: dict[str, list[str]] = {}
+    for _, r in rows:
+        by_kind.setdefault(r.kind, []).append(r.subject)
+    for kind, subjects in by_kind.items():
+        result = conn.execute(
+            sa.select(obs.c.id, obs.c.subject, obs.c.fingerprint).where(
+                obs.c.source == source,
+                obs.c.kind == kind,
+                obs.c.subject.in_(subjects),
+                obs.c.valid_to == collected_at,
+                obs.c.envelope_sha256 != envelope,
+            )
+        )
+        for row_id, subject, fingerprint in result:
+            earlier[(kind, subject)] = (int(row_id), str(fingerprint))
+    updates: list[tuple[int, Spooled]] = []
+    restores: list[tuple[int, int]] = []
+    for row_id, r in rows:
+        previous = earlier.get((r.kind, r.subject))
+        if previous is not None and previous[1] == r.fingerprint:
+            restores.append((row_id, previous[0]))
+        else:
+            updates.append((row_id, r))
+    if updates:
+        conn.execute(
+            _rows.update()
+            .where(_rows.c.id == sa.bindparam("row_id"))
+            .values(
+                scope=sa.bindparam("new_scope"),
+                observed_at=sa.bindparam("new_observed_at"),
+                attributes=sa.bindparam("new_attributes"),
+                fingerprint=sa.bindparam("new_fingerprint"),
+                record_index=sa.bindparam("new_record_index"),
+            ),
+            [
+                {
+                    "row_id": row_id,
+                    "new_scope": r.scope,
+                    "new_observed_at": r.observed_at,
+                    "new_attributes": r.attributes,
+                    "new_fingerprint": r.fingerprint,
+                    "new_record_index": r.record_index,
+                }
+                for row_id, r in updates
+            ],
+        )
+    for ours, previous_id in restores:
+        conn.execute(sa.delete(obs).where(obs.c.id == ours))
+        conn.execute(sa.update(obs).where(obs.c.id == previous_id).values(valid_to=None))
+    return len(restores)
 
 
 def _close(conn: Connection, ids: list[int], at: datetime) -> int:
