@@ -306,7 +306,8 @@ class _Checker:
             while chunk := handle.read(CHUNK):
                 content.update(chunk)
                 size += len(chunk)
-                lines = (tail + chunk).split(b"\n")
+                lines = chunk.split(b"\n")
+                lines[0] = tail + lines[0]  # not tail + chunk: that copies the chunk
                 tail = lines.pop()
                 tree.extend(leaf_hashes(lines))
                 records += len(lines)
