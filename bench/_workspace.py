@@ -23,7 +23,7 @@ PG_URL = os.environ.get(
 
 def create_database(backend: str, root: Path) -> str:
     if backend == "sqlite":
-        return f"sqlite:///{root / 'var' / 'evidence.db'}"
+        return "sqlite:///var/evidence.db"  # relative to the config: the folder can move
     name = f"evidence_bench_{uuid.uuid4().hex[:10]}"
     admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -45,6 +45,8 @@ def drop_database(url: str) -> None:
 def make_workspace(root: Path, database_url: str, import_path: Path) -> Settings:
     """Init ``root`` with one ``import.json`` source named ``bench`` reading ``import_path``."""
     setup.init(root)
+    if import_path.is_relative_to(root):
+        import_path = import_path.relative_to(root)
     (root / "config.toml").write_text(
         "\n".join(
             [

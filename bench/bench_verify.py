@@ -50,7 +50,7 @@ def build(root: Path, count: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
     data = root / "records.jsonl"
     write_jsonl(data, count)
-    settings = _workspace.make_workspace(root, f"sqlite:///{root / 'var' / 'evidence.db'}", data)
+    settings = _workspace.make_workspace(root, _workspace.create_database("sqlite", root), data)
     rt = open_runtime(settings)
     for _ in range(2):
         run_source(rt, settings.source("bench"))
