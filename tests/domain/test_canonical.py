@@ -118,13 +118,13 @@ def test_rfc_sorting_example_orders_by_utf16_code_units() -> None:
 def test_number_text_matches_reference_on_random_bit_patterns() -> None:
     rng = random.Random(8785)
     checked = 0
-    for _ in range(20_000):
+    for _ in range(10_000):
         value = _double(rng.getrandbits(64))
         if value != value or value in (float("inf"), float("-inf")):
             continue
         assert canonicalize(value) == rfc8785.dumps(value), repr(value)
         checked += 1
-    assert checked > 19_000
+    assert checked > 9_500
 
 
 def test_floats_around_the_notation_thresholds_match_reference() -> None:
@@ -140,7 +140,7 @@ def test_floats_around_the_notation_thresholds_match_reference() -> None:
         assert canonicalize({"v": [value]}) == rfc8785.dumps({"v": [value]}), repr(value)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_any_finite_float_matches_reference(value: float) -> None:
     assert canonicalize(value) == rfc8785.dumps(value)
@@ -172,7 +172,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(JSON)
 def test_generated_values_are_byte_identical_to_reference(value: Any) -> None:
     expected = rfc8785.dumps(value)

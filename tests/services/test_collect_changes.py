@@ -168,3 +168,36 @@ def test_a_failed_run_changes_no_observations(workspace, tmp_path):
     assert rows[0]["valid_to"] is None
     outbox = rt.outbox
     assert not list(outbox.glob("*.observations"))  # the spool never outlives its run
+
+
+def test_an_interrupted_run_leaves_no_spool_behind(workspace, tmp_path):
+    data = tmp_path / "a.jsonl"
+    _write(data, [{"id": "a1", "v": 1}])
+    workspace.add_source(name="src", kind="import.json", path=str(data))
+    rt = workspace.runtime()
+    with rt.engine.begin() as conn:  # what a process killed mid-run leaves
+        conn.execute(
+            t.runs.insert().values(
+                id="dead" * 8,
+                source="src",
+                collector="import.json",
+                collector_version="1.0",
+                status="running",
+                started_at=T0,
+                record_count=0,
+                page_count=0,
+                errors=[],
+                scopes=[],
+            )
+        )
+    rt.outbox.mkdir(parents=True, exist_ok=True)
+    leftovers = [rt.outbox / f"{'dead' * 8}{suffix}" for suffix in (".jsonl", ".observations")]
+    for path in leftovers:
+        path.write_bytes(b"partial")
+    result = run_source(rt, workspace.settings().source("src"), now=T0 + timedelta(hours=1))
+    assert result.status == "complete"
+    assert not any(path.exists() for path in leftovers)
+    assert sorted(p.name for p in rt.outbox.iterdir()) == []
+    with rt.engine.connect() as conn:
+        status = conn.execute(sa.select(t.runs.c.status).where(t.runs.c.id == "dead" * 8))
+        assert status.scalar_one() == "failed"
