@@ -16,7 +16,8 @@ so that a crash at any point leaves nothing recorded as stored that is not:
 A crash before 3 commits leaves no observation changes and the next run marks
 the run ``failed`` (interrupted) and removes its spool files. A crash after 3
 leaves a pending artifact in the outbox that the next run publishes; ``verify``
-counts it as pending, not as a problem. When the store is unreachable, step 4 waits for the next run.
+counts it as pending, not as a problem. When the store is unreachable, step 4
+waits for the next run.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def build_collector(source: SourceSettings, env: CollectorEnv, where: str = "") 
     except ValidationError as exc:
         prefix = Path(where or "config")
         text = describe_validation(exc, prefix, source.options)
-        raise ConfigError(text.replace(f"{prefix}: ", f"{prefix}: source {source.name}: ")) from None
+        text = text.replace(f"{prefix}: ", f"{prefix}: source {source.name}: ")
+        raise ConfigError(text) from None
     return cls(options, env)
 
 
@@ -115,7 +117,8 @@ def run_source(
     now: datetime | None = None,
 ) -> RunResult:
     """Collect ``source`` once: store its artifact, record its run and observations."""
-    collector = collector or build_collector(source, collector_env(rt), str(rt.settings.config_path))
+    if collector is None:
+        collector = build_collector(source, collector_env(rt), str(rt.settings.config_path))
     lock = rt.state_dir / "locks" / f"{source.name}.lock"
     with file_lock(lock, wait=False, what=f"collection of source {source.name}"):
         recover_interrupted(rt, source.name)
@@ -434,7 +437,9 @@ def recover_interrupted(rt: Runtime, source: str) -> list[str]:
         stale = [
             row.id
             for row in conn.execute(
-                sa.select(t.runs.c.id).where(t.runs.c.source == source, t.runs.c.status == "running")
+                sa.select(t.runs.c.id).where(
+                    t.runs.c.source == source, t.runs.c.status == "running"
+                )
             )
         ]
         for run_id in stale:
@@ -444,7 +449,9 @@ def recover_interrupted(rt: Runtime, source: str) -> list[str]:
                 .values(
                     status="failed",
                     finished_at=datetime.now(UTC),
-                    errors=[{"scope": "", "code": "interrupted", "message": "the run was interrupted"}],
+                    errors=[
+                        {"scope": "", "code": "interrupted", "message": "the run was interrupted"}
+                    ],
                 )
             )
             conn.execute(t.observation_stage.delete().where(t.observation_stage.c.run_id == run_id))
