@@ -273,7 +273,9 @@ def _take(
 
 # Records with at most this many members are canonicalized member by member, so
 # that an observation whose attributes are one of them (``data`` of an imported
-# record, say) reuses those bytes instead of canonicalizing them again.
+# record, say), or the record itself, reuses those bytes instead of
+# canonicalizing them again. This relies on the collector contract that
+# ``observe()`` reads its record and never modifies it.
 MEMBERWISE_MAX = 8
 
 
@@ -299,7 +301,9 @@ def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes]]]
             parts.append(_member_name(key) + b":" + text)
     except CanonicalizationError:
         return canonicalize(record), {}  # raises again, naming the value's path
-    return b"{" + b",".join(parts) + b"}", members
+    line = b"{" + b",".join(parts) + b"}"
+    members[id(record)] = (record, line)
+    return line, members
 
 
 _NAMES: dict[str, bytes] = {}
