@@ -5,11 +5,26 @@ checkpoint becomes bytes. Values are first checked and normalized by one
 documented rule (see ``normalize``); anything else is rejected with the path of
 the offending value, never silently changed.
 
-Speed: the reference package is pure Python. Records whose canonical form does
-not depend on JCS's number formatting or its UTF-16 key order (no floats, only
-ASCII keys) are serialized by orjson with sorted keys, whose output for those
-values is the same bytes (proved by the property tests against the reference);
-everything else goes through the reference.
+Speed: the reference package is pure Python (about 19,000 records/s). The fast
+route walks the value once without building paths and lets orjson write it with
+sorted keys. For the values the walk lets through (exact str, int, bool, None,
+list, dict; anything else sends the value down the exact route) orjson's output
+is JCS's:
+  * strings: the same escapes (``\\b \\t \\n \\f \\r \\" \\\\``, ``\\u00xx`` for other
+    control characters, everything else as UTF-8; lone surrogates are errors);
+  * integers: orjson refuses those beyond +-(2**53 - 1) (``OPT_STRICT_INTEGER``),
+    and the exact route applies the normalization rule to them;
+  * floats: JCS writes the shortest round-trip digits in ECMAScript layout.
+    orjson writes the same digits, and for non-integral values from 1e-5 up the
+    same layout; every other float is handed to orjson as a ``Fragment`` of
+    ``number_text`` (Python's ``repr`` digits, the very digits the reference
+    uses, laid out as ECMAScript does);
+  * key order: JCS sorts by UTF-16 code units, orjson by code points. They
+    differ only between a character in U+E000..U+FFFF and one beyond U+FFFF, so
+    output holding both kinds goes through the exact route instead.
+The exact route is ``normalize`` (which names the path of what it rejects) then
+the reference. ``tests/domain/test_canonical.py`` holds both routes to the
+published test vectors and to the reference on generated values.
 """
 
 from __future__ import annotations
@@ -28,6 +43,24 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 JSONValue = Any  # a tree of dict[str, ...], list, str, int, float, bool, None
 
+# Non-integral floats in this range are written by orjson exactly as ECMAScript
+# writes them (positional notation, shortest round-trip digits); below it orjson
+# switches to exponents earlier than ECMAScript, and whole numbers get ".0".
+ORJSON_FLOATS_FROM = 1e-5
+ORJSON_FLOATS_TO = 2.0**53  # every float from here on is a whole number anyway
+# Strict integers: beyond +-(2**53 - 1) orjson raises and the exact route
+# applies the normalization rule.
+_FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+# UTF-8 lead bytes of U+E000..U+FFFF, and of characters beyond U+FFFF.
+_HIGH_BMP = (b"\xee", b"\xef")
+_ASTRAL = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
+
+
+def _order_hazard(out: bytes) -> bool:
+    """True when orjson's code-point key order might differ from JCS's UTF-16 order."""
+    return any(b in out for b in _HIGH_BMP) and any(b in out for b in _ASTRAL)
+
 
 def normalize(value: JSONValue, path: str = "$") -> tuple[JSONValue, bool]:
     """Check ``value`` and apply the normalization rule.
@@ -42,8 +75,8 @@ def normalize(value: JSONValue, path: str = "$") -> tuple[JSONValue, bool]:
     non-string object keys, and any other type (bytes, Decimal, set, ...).
 
     Returns the normalized value (the same object when nothing changed) and
-    whether its canonical form needs the reference serializer (it holds a
-    float or a non-ASCII object key).
+    whether it holds a float or a non-ASCII object key (kept for callers that
+    want to know; ``canonicalize`` no longer needs it).
     """
     if value is None or value is True or value is False or isinstance(value, str):
         return value, False
@@ -107,15 +140,133 @@ def _datetime_text(value: datetime, path: str) -> str:
     return text + "Z"
 
 
+def number_text(value: float) -> str:
+    """The ECMAScript (ES2015+) text of a finite float, as RFC 8785 3.2.2.3 requires.
+
+    Python's ``repr`` gives the shortest digits that round-trip, as ECMAScript
+    does; only the layout differs: ECMAScript writes plain decimals from 1e-6
+    up to (not including) 1e21, no ``.0`` on whole numbers, and exponents
+    without leading zeros.
+    """
+    if value != value or value - value != 0:  # NaN, or an infinity
+        raise CanonicalizationError(f"{value!r} has no JSON form")
+    if value == 0:
+        return "0"  # -0.0 included
+    text = repr(value)
+    if "e" not in text:
+        # repr is positional from 1e-4 to 1e16: the same as ECMAScript but for ".0".
+        return text[:-2] if text.endswith(".0") else text
+    sign = ""
+    if text[0] == "-":
+        sign, text = "-", text[1:]
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).rstrip("0")
+    # value = 0.<digits> * 10**point (repr's mantissa has one digit before the point)
+    point = int(exponent) + 1
+    count = len(digits)
+    if count <= point <= 21:
+        body = digits + "0" * (point - count)
+    elif 0 < point <= 21:
+        body = digits[:point] + "." + digits[point:]
+    elif -6 < point <= 0:
+        body = "0." + "0" * -point + digits
+    else:
+        power = point - 1
+        head = digits[0] + ("." + digits[1:] if count > 1 else "")
+        body = f"{head}e{'+' if power > 0 else '-'}{abs(power)}"
+    return sign + body
+
+
+class _Slow(Exception):
+    """The fast walk met something only the exact route handles."""
+
+
+def _float(value: float) -> Any:
+    """A float as orjson should write it: as is where orjson's text is JCS's, else a Fragment."""
+    if ORJSON_FLOATS_FROM <= abs(value) < ORJSON_FLOATS_TO and not value.is_integer():
+        return value
+    try:
+        return orjson.Fragment(number_text(value))
+    except CanonicalizationError:
+        raise _Slow from None
+
+
+def _fast_object(value: dict[Any, Any]) -> dict[Any, Any]:
+    changed: dict[Any, Any] | None = None
+    new: Any
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str:
+            continue
+        if kind is dict:
+            new = _fast_object(item)
+        elif kind is list:
+            new = _fast_array(item)
+        elif kind is int or kind is bool or item is None:
+            continue  # orjson rejects integers beyond 2**53 - 1 (OPT_STRICT_INTEGER)
+        elif kind is float:
+            new = _float(item)
+        else:
+            raise _Slow
+        if new is not item:
+            if changed is None:
+                changed = value.copy()
+            changed[key] = new
+    return value if changed is None else changed
+
+
+def _fast_array(value: list[Any]) -> list[Any]:
+    changed: list[Any] | None = None
+    new: Any
+    for index, item in enumerate(value):
+        kind = type(item)
+        if kind is str:
+            continue
+        if kind is dict:
+            new = _fast_object(item)
+        elif kind is list:
+            new = _fast_array(item)
+        elif kind is int or kind is bool or item is None:
+            continue
+        elif kind is float:
+            new = _float(item)
+        else:
+            raise _Slow
+        if new is not item:
+            if changed is None:
+                changed = value.copy()
+            changed[index] = new
+    return value if changed is None else changed
+
+
+def _fast(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return _fast_object(value)
+    if kind is list:
+        return _fast_array(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return _float(value)
+    raise _Slow
+
+
 def canonicalize(value: JSONValue) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of ``value`` (after ``normalize``)."""
-    normalized, needs_reference = normalize(value)
-    if not needs_reference:
-        try:
-            return orjson.dumps(normalized, option=orjson.OPT_SORT_KEYS)
-        except (TypeError, orjson.JSONEncodeError):
-            pass  # e.g. a lone surrogate: let the reference decide
-    return reference_canonicalize(normalized)
+    try:
+        out = orjson.dumps(_fast(value), option=_FAST_OPTIONS)
+    except (_Slow, TypeError, orjson.JSONEncodeError):
+        return exact_canonicalize(value)
+    if not out.isascii() and _order_hazard(out):
+        return exact_canonicalize(value)
+    return out
+
+
+def exact_canonicalize(value: JSONValue) -> bytes:
+    """The slow, exact route: ``normalize`` (errors name a path), then the reference."""
+    return reference_canonicalize(normalize(value)[0])
 
 
 def reference_canonicalize(value: JSONValue) -> bytes:
@@ -129,9 +280,24 @@ def reference_canonicalize(value: JSONValue) -> bytes:
 def is_canonical(line: bytes) -> bool:
     """True when ``line`` parses as JSON and is already in canonical form."""
     try:
-        return canonicalize(orjson.loads(line)) == line
-    except (orjson.JSONDecodeError, CanonicalizationError):
+        value = orjson.loads(line)
+        if canonicalize(value) == line:
+            return True
+        # JSON numbers are doubles: a whole number beyond 2**53 - 1 in the text can
+        # only be a float's canonical form (our rule writes such integers as strings).
+        return canonicalize(_doubles(value)) == line
+    except (orjson.JSONDecodeError, CanonicalizationError, OverflowError):
         return False
+
+
+def _doubles(value: Any) -> Any:
+    if type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return float(value)
+    if type(value) is list:
+        return [_doubles(item) for item in value]
+    if type(value) is dict:
+        return {key: _doubles(item) for key, item in value.items()}
+    return value
 
 
 def utc_text(moment: datetime) -> str:

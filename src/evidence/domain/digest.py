@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 _TEXT = re.compile(r"^sha256:([0-9a-f]{64})$")
+_HEX_DIGITS = "0123456789abcdef"
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +17,7 @@ class Digest:
     hex: str
 
     def __post_init__(self) -> None:
-        if len(self.hex) != 64 or any(c not in "0123456789abcdef" for c in self.hex):
+        if not isinstance(self.hex, str) or len(self.hex) != 64 or self.hex.strip(_HEX_DIGITS):
             raise ValueError(f"not a SHA-256 hex digest: {self.hex!r}")
 
     @classmethod

@@ -10,7 +10,7 @@ return a quiet False.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -25,6 +25,16 @@ def leaf_hash(data: bytes) -> bytes:
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def leaf_hashes(items: Iterable[bytes]) -> list[bytes]:
+    """``leaf_hash`` of each item (one list comprehension: the hot loop of verification)."""
+    sha256 = hashlib.sha256
+    return [sha256(b"\x00" + item).digest() for item in items]
+
+
+# extend() folds blocks of at most 2**MAX_BLOCK_HEIGHT leaves at a time.
+MAX_BLOCK_HEIGHT = 10
 
 
 def _split(n: int) -> int:
@@ -43,13 +53,41 @@ class MerkleBuilder:
         self.size = 0
 
     def add_leaf_hash(self, digest: bytes) -> None:
-        height, current = 0, digest
+        self._push(0, digest)
+
+    def _push(self, height: int, current: bytes) -> None:
+        """Add a perfect subtree of 2**height leaves; the size must be a multiple of that."""
+        self.size += 1 << height
         while self._stack and self._stack[-1][0] == height:
             _, left = self._stack.pop()
             current = node_hash(left, current)
             height += 1
         self._stack.append((height, current))
-        self.size += 1
+
+    def extend(self, digests: Sequence[bytes]) -> None:
+        """``add_leaf_hash`` of each digest in order, level by level where it can.
+
+        A block of 2**h leaves that starts at a multiple of 2**h is a perfect
+        subtree of the RFC 6962 tree, so its root is computed with one list
+        comprehension per level and pushed as a whole.
+        """
+        sha256 = hashlib.sha256
+        start, count = 0, len(digests)
+        while start < count:
+            room = count - start
+            height = MAX_BLOCK_HEIGHT
+            if self.size:
+                height = min(height, (self.size & -self.size).bit_length() - 1)
+            while (1 << height) > room:
+                height -= 1
+            level = digests[start : start + (1 << height)]
+            for _ in range(height):
+                level = [
+                    sha256(b"\x01" + level[i] + level[i + 1]).digest()
+                    for i in range(0, len(level), 2)
+                ]
+            self._push(height, level[0])
+            start += 1 << height
 
     def add(self, data: bytes) -> bytes:
         digest = leaf_hash(data)

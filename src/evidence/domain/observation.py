@@ -32,7 +32,22 @@ class Observation:
 
     def fingerprint(self) -> Digest:
         """Hash of what the fact says; unchanged facts hash the same across runs."""
-        observed = self.observed_at.isoformat() if self.observed_at else None
-        return Digest.of(
-            canonicalize({"a": self.attributes, "o": observed, "s": self.scope})
-        )
+        return self.fingerprint_of(canonicalize(self.attributes))
+
+    def fingerprint_of(self, attributes: bytes) -> Digest:
+        """``fingerprint()`` given the canonical bytes of ``attributes`` (computed once).
+
+        It hashes the canonical form of ``{"a": attributes, "o": observed_at, "s": scope}``;
+        JCS writes an object as its sorted members in canonical form, and "a" < "o" < "s",
+        so that form is assembled here from the parts.
+        """
+        return Digest.of(fingerprint_text(attributes, self.observed_at, self.scope))
+
+
+def fingerprint_text(attributes: bytes, observed_at: datetime | None, scope: str) -> bytes:
+    """The bytes an observation's fingerprint hashes, from its attributes' canonical bytes."""
+    observed = observed_at.isoformat() if observed_at else None
+    return (
+        b'{"a":' + attributes + b',"o":' + canonicalize(observed) + b',"s":'
+        + canonicalize(scope) + b"}"
+    )

@@ -5,18 +5,19 @@ so that a crash at any point leaves nothing recorded as stored that is not:
 
 1. the run is recorded as ``running``;
 2. records stream into a spool file in the outbox (canonical lines, hashes,
-   Merkle root) while their observations go to a staging table in one open
-   transaction;
+   Merkle root) while their observations go to an observation spool file next
+   to it (``_observation_changes``); the database is not touched meanwhile;
 3. the envelope is written next to the spool file, then one transaction
    records the run's outcome, the artifact as ``pending`` and the observation
-   changes;
+   changes (read back from the observation spool);
 4. publishing puts the content and envelope in the store (write-once), appends
    to the ledger, signs a checkpoint, and marks the artifact ``stored``.
 
-A crash before 3 rolls the observations back and the next run marks the run
-``failed`` (interrupted). A crash after 3 leaves a pending artifact in the
-outbox that the next run publishes; ``verify`` counts it as pending, not as a
-problem. When the store is unreachable, step 4 waits for the next run.
+A crash before 3 commits leaves no observation changes and the next run marks
+the run ``failed`` (interrupted) and removes its spool files. A crash after 3
+leaves a pending artifact in the outbox that the next run publishes; ``verify``
+counts it as pending, not as a problem. When the store is unreachable, step 4
+waits for the next run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,14 +46,13 @@ from evidence.domain.canonical import canonicalize, utc_text
 from evidence.domain.digest import Digest
 from evidence.domain.ledger import content_key, envelope_key
 from evidence.domain.pseudonym import Pseudonymizer
-from evidence.errors import ConfigError, EvidenceError, StoreError
+from evidence.errors import CanonicalizationError, ConfigError, EvidenceError, StoreError
 from evidence.services import ledger
 from evidence.services._locks import file_lock
+from evidence.services._observation_changes import ObservationSpool, apply_changes
 from evidence.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-STAGE_BATCH = 2000
 
 
 @dataclass
@@ -85,12 +85,6 @@ class RunResult:
         }
 
 
-@dataclass
-class _Staged:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    count: int = 0
-
-
 def collector_env(rt: Runtime) -> CollectorEnv:
     settings = rt.settings
     return CollectorEnv(base_dir=settings.base_dir, azure=settings.azure)
@@ -104,7 +98,8 @@ def build_collector(source: SourceSettings, env: CollectorEnv, where: str = "") 
     except ValidationError as exc:
         prefix = Path(where or "config")
         text = describe_validation(exc, prefix, source.options)
-        raise ConfigError(text.replace(f"{prefix}: ", f"{prefix}: source {source.name}: ")) from None
+        text = text.replace(f"{prefix}: ", f"{prefix}: source {source.name}: ")
+        raise ConfigError(text) from None
     return cls(options, env)
 
 
@@ -122,7 +117,8 @@ def run_source(
     now: datetime | None = None,
 ) -> RunResult:
     """Collect ``source`` once: store its artifact, record its run and observations."""
-    collector = collector or build_collector(source, collector_env(rt), str(rt.settings.config_path))
+    if collector is None:
+        collector = build_collector(source, collector_env(rt), str(rt.settings.config_path))
     lock = rt.state_dir / "locks" / f"{source.name}.lock"
     with file_lock(lock, wait=False, what=f"collection of source {source.name}"):
         recover_interrupted(rt, source.name)
@@ -150,55 +146,57 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
     rt.outbox.mkdir(parents=True, exist_ok=True)
     spool = rt.outbox / f"{run_id}.jsonl"
     pseudo = Pseudonymizer(rt.pseudonym_key)
-    ctx = CollectContext(source=source.name, base_dir=rt.settings.base_dir, pseudonymize=pseudo.pseudonym)
+    ctx = CollectContext(
+        source=source.name, base_dir=rt.settings.base_dir, pseudonymize=pseudo.pseudonym
+    )
     ctx.ingested = _ingested_files(rt, source.name)
     errors: list[dict[str, Any]] = []
     aborted = False
-    with rt.engine.connect() as conn, conn.begin() as trans:
-        staged = _Staged()
-        with spool.open("wb") as sink:
-            writer = ArtifactWriter(sink, max_record_bytes=rt.settings.collect.max_record_bytes)
-            try:
-                for record in collector.collect(ctx):
-                    _take(record, writer, collector, pseudo, conn, run_id, staged)
-            except EvidenceError as exc:
-                aborted = True
-                errors.append(_error_json(exc))
-            except Exception as exc:  # a collector bug must not look like "nothing found"
-                log.exception("collector %s failed", collector.kind)
-                aborted = True
-                errors.append({"scope": "", "code": "internal", "message": f"{type(exc).__name__}: {exc}"})
-            _flush(conn, staged)
-            sink.flush()
-            os.fsync(sink.fileno())
-        errors[:0] = [
-            {"scope": s.scope, "code": s.code or "scope-failed", "message": s.message}
-            for s in ctx.failed_scopes()
-        ]
-        status = _status(ctx, aborted)
-        finished = datetime.now(UTC)
-        envelope = Envelope(
-            source=source.name,
-            collector=collector.kind,
-            collector_version=collector.version,
-            run_id=run_id,
-            started_at=utc_text(started),
-            finished_at=utc_text(finished),
-            status=status,
-            record_count=writer.record_count,
-            page_count=ctx.pages,
-            content_sha256=str(writer.content_digest()),
-            merkle_root=str(writer.merkle_root()),
-            content_bytes=writer.bytes_written,
-            query={**collector.describe_query(), **ctx.query},
-            scopes=[
-                {"scope": s.scope, "ok": s.ok, "records": s.records} for s in ctx.scopes.values()
-            ],
-            errors=errors,
-            provenance={"retries": ctx.retries, **ctx.provenance},
-        )
-        digest = envelope.digest()
-        _write_durably(rt.outbox / f"{run_id}.envelope.json", envelope.canonical())
+    observations = ObservationSpool(_observation_spool(rt, run_id))
+    with spool.open("wb") as sink, observations:
+        writer = ArtifactWriter(sink, max_record_bytes=rt.settings.collect.max_record_bytes)
+        try:
+            for record in collector.collect(ctx):
+                _take(record, writer, collector, pseudo, observations)
+        except EvidenceError as exc:
+            aborted = True
+            errors.append(_error_json(exc))
+        except Exception as exc:  # a collector bug must not look like "nothing found"
+            log.exception("collector %s failed", collector.kind)
+            aborted = True
+            message = f"{type(exc).__name__}: {exc}"
+            errors.append({"scope": "", "code": "internal", "message": message})
+        sink.flush()
+        os.fsync(sink.fileno())
+    errors[:0] = [
+        {"scope": s.scope, "code": s.code or "scope-failed", "message": s.message}
+        for s in ctx.failed_scopes()
+    ]
+    status = _status(ctx, aborted)
+    finished = datetime.now(UTC)
+    envelope = Envelope(
+        source=source.name,
+        collector=collector.kind,
+        collector_version=collector.version,
+        run_id=run_id,
+        started_at=utc_text(started),
+        finished_at=utc_text(finished),
+        status=status,
+        record_count=writer.record_count,
+        page_count=ctx.pages,
+        content_sha256=str(writer.content_digest()),
+        merkle_root=str(writer.merkle_root()),
+        content_bytes=writer.bytes_written,
+        query={**collector.describe_query(), **ctx.query},
+        scopes=[
+            {"scope": s.scope, "ok": s.ok, "records": s.records} for s in ctx.scopes.values()
+        ],
+        errors=errors,
+        provenance={"retries": ctx.retries, **ctx.provenance},
+    )
+    digest = envelope.digest()
+    _write_durably(rt.outbox / f"{run_id}.envelope.json", envelope.canonical())
+    with rt.engine.begin() as conn:
         added, closed = _apply_observations(
             conn, rt, source.name, run_id, ctx, status, str(digest), started
         )
@@ -231,7 +229,8 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
                 envelope_sha256=str(digest),
             )
         )
-        trans.commit()
+    with contextlib.suppress(FileNotFoundError):
+        observations.path.unlink()
     result = RunResult(
         run_id=run_id,
         source=source.name,
@@ -257,38 +256,78 @@ def _take(
     writer: ArtifactWriter,
     collector: Collector,
     pseudo: Pseudonymizer,
-    conn: Connection,
-    run_id: str,
-    staged: _Staged,
+    observations: ObservationSpool,
 ) -> None:
-    line = canonicalize(record)
+    line, members = _canonical_record(record)
     if collector.personal_keys or b"@" in line:
         record = pseudo.scrub(record, collector.personal_keys)
-        line = canonicalize(record)
+        line, members = _canonical_record(record)
     index = writer.record_count
     writer.add_canonical(line)
     for obs in collector.observe(record, index):
-        staged.rows.append(
-            {
-                "run_id": run_id,
-                "kind": obs.kind,
-                "subject": obs.subject,
-                "scope": obs.scope,
-                "observed_at": obs.observed_at,
-                "attributes": obs.attributes,
-                "fingerprint": obs.fingerprint().hex,
-                "record_index": index if obs.record_index is None else obs.record_index,
-            }
-        )
-    if len(staged.rows) >= STAGE_BATCH:
-        _flush(conn, staged)
+        attributes = obs.attributes
+        known = members.get(id(attributes))
+        if known is not None and known[0] is attributes:
+            text = known[1]
+        else:
+            text = canonicalize(attributes)
+        observations.add(obs, text, index if obs.record_index is None else obs.record_index)
 
 
-def _flush(conn: Connection, staged: _Staged) -> None:
-    if staged.rows:
-        conn.execute(t.observation_stage.insert(), staged.rows)
-        staged.count += len(staged.rows)
-        staged.rows = []
+# Records with at most this many members are canonicalized member by member, so
+# that an observation whose attributes are one of them (``data`` of an imported
+# record, say), or the record itself, reuses those bytes instead of
+# canonicalizing them again. This relies on the collector contract that
+# ``observe()`` reads its record and never modifies it.
+MEMBERWISE_MAX = 8
+
+
+def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes]]]:
+    """The canonical bytes of ``record``, and those of its object members by ``id``.
+
+    JCS writes an object as ``{`` + its members sorted by the UTF-16 code units
+    of their names, each ``name:value`` in canonical form, joined by ``,`` + ``}``;
+    assembling it from the members' canonical forms gives the same bytes.
+    """
+    if type(record) is not dict or not 0 < len(record) <= MEMBERWISE_MAX:
+        return canonicalize(record), {}
+    if not all(type(key) is str for key in record):
+        return canonicalize(record), {}  # raises, naming the key's path
+    members: dict[int, tuple[Any, bytes]] = {}
+    parts: list[bytes] = []
+    try:
+        for key in sorted(record, key=_utf16):
+            value = record[key]
+            text = canonicalize(value)
+            if type(value) is dict:
+                members[id(value)] = (value, text)
+            parts.append(_member_name(key) + b":" + text)
+    except CanonicalizationError:
+        return canonicalize(record), {}  # raises again, naming the value's path
+    line = b"{" + b",".join(parts) + b"}"
+    members[id(record)] = (record, line)
+    return line, members
+
+
+_NAMES: dict[str, bytes] = {}
+
+
+def _member_name(key: str) -> bytes:
+    """Canonical bytes of a member name; record names repeat, so they are remembered."""
+    text = _NAMES.get(key)
+    if text is None:
+        text = canonicalize(key)
+        if len(_NAMES) < 4096:
+            _NAMES[key] = text
+    return text
+
+
+def _utf16(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _observation_spool(rt: Runtime, run_id: str) -> Path:
+    return rt.outbox / f"{run_id}.observations"
 
 
 def _status(ctx: CollectContext, aborted: bool) -> str:
@@ -323,92 +362,19 @@ def _apply_observations(
     envelope: str,
     collected_at: datetime,
 ) -> tuple[int, int]:
-    """Turn the staged observations into changes: new and changed facts open a row,
-    facts gone from a scope that was fully collected close theirs."""
-    stage, obs = t.observation_stage, t.observations
-    try:
-        if status == "failed":
-            return 0, 0
-        ok_scopes = set(ctx.ok_scopes()) if ctx.scopes else None
-        in_scope = sa.true() if ok_scopes is None else stage.c.scope.in_(sorted(ok_scopes))
-        same_subject = sa.and_(
-            stage.c.run_id == run_id,
-            stage.c.kind == obs.c.kind,
-            stage.c.subject == obs.c.subject,
-            in_scope,
-        )
-        changed = conn.execute(
-            obs.update()
-            .where(
-                obs.c.source == source,
-                obs.c.valid_to.is_(None),
-                sa.exists().where(same_subject, stage.c.fingerprint != obs.c.fingerprint),
-            )
-            .values(valid_to=collected_at)
-        ).rowcount
-        gone_scope = sa.true() if ok_scopes is None else obs.c.scope.in_(sorted(ok_scopes))
-        gone = conn.execute(
-            obs.update()
-            .where(
-                obs.c.source == source,
-                obs.c.valid_to.is_(None),
-                gone_scope,
-                ~sa.exists().where(
-                    stage.c.run_id == run_id,
-                    stage.c.kind == obs.c.kind,
-                    stage.c.subject == obs.c.subject,
-                ),
-            )
-            .values(valid_to=collected_at)
-        ).rowcount
-        # The newest staged row per (kind, subject) wins when a run repeats a subject.
-        newest = sa.select(sa.func.max(stage.c.id)).where(stage.c.run_id == run_id).group_by(
-            stage.c.kind, stage.c.subject
-        )
-        current = sa.exists().where(
-            obs.c.source == source,
-            obs.c.kind == stage.c.kind,
-            obs.c.subject == stage.c.subject,
-            obs.c.valid_to.is_(None),
-        )
-        select = sa.select(
-            sa.literal(source),
-            stage.c.kind,
-            stage.c.subject,
-            stage.c.scope,
-            stage.c.observed_at,
-            stage.c.attributes,
-            stage.c.fingerprint,
-            sa.literal(collected_at, t.UTCDateTime()),
-            sa.literal(envelope),
-            stage.c.record_index,
-        ).where(stage.c.run_id == run_id, stage.c.id.in_(newest), in_scope, ~current)
-        conn.execute(
-            obs.insert().from_select(
-                [
-                    "source",
-                    "kind",
-                    "subject",
-                    "scope",
-                    "observed_at",
-                    "attributes",
-                    "fingerprint",
-                    "valid_from",
-                    "envelope_sha256",
-                    "record_index",
-                ],
-                select,
-            )
-        )
-        # rowcount of INSERT ... SELECT is not reported by every driver; count instead.
-        added = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(obs)
-            .where(obs.c.envelope_sha256 == envelope, obs.c.source == source)
-        ).scalar_one()
-        return int(added), changed + gone
-    finally:
-        conn.execute(stage.delete().where(stage.c.run_id == run_id))
+    """Turn the run's spooled observations into changes (``_observation_changes``):
+    new and changed facts open a row, facts gone from a scope that was fully
+    collected close theirs. A failed run changes nothing."""
+    if status == "failed":
+        return 0, 0
+    return apply_changes(
+        conn,
+        source=source,
+        spool=_observation_spool(rt, run_id),
+        ok_scopes=set(ctx.ok_scopes()) if ctx.scopes else None,
+        envelope=envelope,
+        collected_at=collected_at,
+    )
 
 
 def _store_pseudonyms(conn: Connection, pseudo: Pseudonymizer, now: datetime) -> None:
@@ -484,7 +450,7 @@ def publish(rt: Runtime, run_id: str) -> None:
             .where(t.artifacts.c.envelope_sha256 == str(digest))
             .values(state="stored", stored_at=datetime.now(UTC))
         )
-    for path in (spool, envelope_file):
+    for path in (spool, envelope_file, _observation_spool(rt, run_id)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
@@ -512,7 +478,9 @@ def recover_interrupted(rt: Runtime, source: str) -> list[str]:
         stale = [
             row.id
             for row in conn.execute(
-                sa.select(t.runs.c.id).where(t.runs.c.source == source, t.runs.c.status == "running")
+                sa.select(t.runs.c.id).where(
+                    t.runs.c.source == source, t.runs.c.status == "running"
+                )
             )
         ]
         for run_id in stale:
@@ -522,12 +490,14 @@ def recover_interrupted(rt: Runtime, source: str) -> list[str]:
                 .values(
                     status="failed",
                     finished_at=datetime.now(UTC),
-                    errors=[{"scope": "", "code": "interrupted", "message": "the run was interrupted"}],
+                    errors=[
+                        {"scope": "", "code": "interrupted", "message": "the run was interrupted"}
+                    ],
                 )
             )
             conn.execute(t.observation_stage.delete().where(t.observation_stage.c.run_id == run_id))
     for run_id in stale:
-        for suffix in (".jsonl", ".envelope.json"):
+        for suffix in (".jsonl", ".envelope.json", ".observations"):
             with contextlib.suppress(FileNotFoundError):
                 (rt.outbox / f"{run_id}{suffix}").unlink()
     return stale

@@ -30,7 +30,7 @@ from evidence.domain.ledger import (
     entry_key,
     envelope_key,
 )
-from evidence.domain.merkle import MerkleBuilder, leaf_hash
+from evidence.domain.merkle import MerkleBuilder, leaf_hashes
 from evidence.errors import EvidenceError
 from evidence.services.ledger import leaf_data, read_witness, write_witness
 from evidence.services.runtime import Runtime
@@ -306,10 +306,10 @@ class _Checker:
             while chunk := handle.read(CHUNK):
                 content.update(chunk)
                 size += len(chunk)
-                lines = (tail + chunk).split(b"\n")
+                lines = chunk.split(b"\n")
+                lines[0] = tail + lines[0]  # not tail + chunk: that copies the chunk
                 tail = lines.pop()
-                for line in lines:
-                    tree.add_leaf_hash(leaf_hash(line))
+                tree.extend(leaf_hashes(lines))
                 records += len(lines)
         self.report.checked["records"] += records
         self.report.checked["bytes"] += size

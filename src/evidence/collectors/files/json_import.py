@@ -27,6 +27,8 @@ from evidence.collectors.files._paths import resolve_files
 from evidence.domain.observation import Observation
 from evidence.errors import CollectorError, InputError
 
+READ_CHUNK = 1024 * 1024
+
 
 class JsonImportOptions(CollectorOptions):
     path: str
@@ -71,6 +73,9 @@ class JsonImportCollector(Collector):
 
     def _validate(self, path: Path, fmt: str) -> tuple[str, int]:
         hasher = hashlib.sha256()
+        if fmt == "jsonl":
+            count = _check_lines(path, hasher)
+            return hasher.hexdigest(), count
         count = 0
         for _ in _read(path, fmt, hasher):
             count += 1
@@ -121,6 +126,39 @@ def _read_lines(path: Path, handle: Any, hasher: Any) -> Iterator[tuple[int, Any
             raise InputError(f"line {number}: not valid JSON ({exc})", where=path.name) from None
 
 
+def _check_lines(path: Path, hasher: Any) -> int:
+    """Validate a JSON-lines file in large reads; return its record count.
+
+    The same lines, numbers and hash as ``_read_lines``, without a generator
+    step per record (this pass only checks)."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path.name}: {exc.strerror}", where=str(path)) from None
+    count = number = 0
+    tail = b""
+    loads = orjson.loads
+    with handle:
+        while True:
+            chunk = handle.read(READ_CHUNK)
+            hasher.update(chunk)
+            lines = (tail + chunk).split(b"\n")
+            tail = lines.pop() if chunk else b""
+            for raw in lines:
+                number += 1
+                if not raw.strip():
+                    continue
+                try:
+                    loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise InputError(
+                        f"line {number}: not valid JSON ({exc})", where=path.name
+                    ) from None
+                count += 1
+            if not chunk:
+                return count
+
+
 class _HashingReader:
     """Feeds what ijson reads into the file hash as it goes."""
 
@@ -142,8 +180,7 @@ def _read_document(path: Path, handle: Any, hasher: Any) -> Iterator[tuple[int, 
     reader = _HashingReader(handle, hasher)
     try:
         if stripped[:1] == b"[":
-            for number, value in enumerate(ijson.items(reader, "item", use_float=True), 1):
-                yield number, value
+            yield from enumerate(ijson.items(reader, "item", use_float=True), 1)
         else:
             values = list(ijson.items(reader, "", use_float=True, multiple_values=False))
             yield 1, values[0]

@@ -1,0 +1,432 @@
+"""Observations kept as changes: one run's observations applied to ``observations``.
+
+While records stream, ``ObservationSpool`` writes each observation to a file in
+the outbox (a small JSON header, then the attributes' canonical JSON, one line
+each), so nothing touches the database during collection and nothing is held in
+memory. Once the run's envelope, and so its hash, is known, ``apply_changes``
+reads the spool back in batches inside the run's final transaction:
+
+* a fact new to the source opens a row (``valid_from`` = the run's time);
+* a fact whose fingerprint changed closes its open row and opens a new one;
+* an unchanged fact writes nothing;
+* an open fact the run did not see, in a scope the run collected completely,
+  is closed (``valid_to``); facts in failed scopes are left as they were;
+* when a run repeats a subject, its last observation wins.
+
+Re-collecting unchanged data therefore adds no rows. The open rows that match
+are found by batched index lookups; the ones not seen are found with a bitmap
+over row ids, so memory stays flat however many observations a run has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, NamedTuple
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+from evidence.db import tables as t
+from evidence.domain.observation import Observation, fingerprint_text
+
+BATCH = 1000
+ANALYZE_AFTER = 10_000
+SEPARATOR = b"\x1f"  # never in canonical JSON or orjson output: control characters are escaped
+
+
+class _CanonicalJSON(sa.types.TypeDecorator[str]):
+    """A JSON column written from text that is already canonical JSON (no re-encoding)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
+# The observations table as the bulk statements see it: attributes go in as text.
+_rows = sa.table(
+    "observations",
+    sa.column("id", sa.BigInteger()),
+    sa.column("source", sa.String()),
+    sa.column("kind", sa.String()),
+    sa.column("subject", sa.String()),
+    sa.column("scope", sa.String()),
+    sa.column("observed_at", t.UTCDateTime()),
+    sa.column("attributes", _CanonicalJSON()),
+    sa.column("fingerprint", sa.String()),
+    sa.column("valid_from", t.UTCDateTime()),
+    sa.column("valid_to", t.UTCDateTime()),
+    sa.column("envelope_sha256", sa.String()),
+    sa.column("record_index", sa.Integer()),
+)
+
+
+class Spooled(NamedTuple):
+    kind: str
+    subject: str
+    scope: str
+    observed_at: datetime | None
+    fingerprint: str
+    record_index: int
+    attributes: str  # canonical JSON text
+
+
+class ObservationSpool:
+    """Append-only file of one run's observations (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._sink: IO[bytes] | None = None
+
+    def __enter__(self) -> ObservationSpool:
+        self._sink = self.path.open("wb")
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+
+    def add(self, obs: Observation, attributes: bytes, record_index: int) -> None:
+        """Spool ``obs`` whose attributes' canonical bytes are ``attributes``."""
+        assert self._sink is not None, "spool is not open"
+        observed = obs.observed_at.isoformat() if obs.observed_at is not None else None
+        # Observation.fingerprint_of, without building a Digest per observation.
+        fingerprint = hashlib.sha256(fingerprint_text(attributes, obs.observed_at, obs.scope))
+        head = orjson.dumps(
+            [obs.kind, obs.subject, obs.scope, observed, fingerprint.hexdigest(), record_index]
+        )
+        self._sink.write(head + SEPARATOR + attributes + b"\n")
+        self.count += 1
+
+
+def read_spool(path: Path, batch: int = BATCH) -> Iterator[list[Spooled]]:
+    """The spooled observations, in order, ``batch`` at a time."""
+    rows: list[Spooled] = []
+    with path.open("rb") as handle:
+        for line in handle:
+            head, _, attributes = line[:-1].partition(SEPARATOR)
+            kind, subject, scope, observed, fingerprint, index = orjson.loads(head)
+            rows.append(
+                Spooled(
+                    kind,
+                    subject,
+                    scope,
+                    datetime.fromisoformat(observed) if observed is not None else None,
+                    fingerprint,
+                    index,
+                    attributes.decode("utf-8"),
+                )
+            )
+            if len(rows) >= batch:
+                yield rows
+                rows = []
+    if rows:
+        yield rows
+
+
+class _Open(NamedTuple):
+    id: int
+    fingerprint: str
+    envelope: str
+
+
+def apply_changes(
+    conn: Connection,
+    *,
+    source: str,
+    spool: Path,
+    ok_scopes: set[str] | None,
+    envelope: str,
+    collected_at: datetime,
+) -> tuple[int, int]:
+    """Apply the spooled observations as changes; return (rows opened, rows closed).
+
+    ``ok_scopes``: the scopes collected completely (None: the run has no scopes,
+    everything counts).
+    """
+    obs = t.observations
+    open_now = sa.and_(obs.c.source == source, obs.c.valid_to.is_(None))
+    low, high, open_count = conn.execute(
+        sa.select(sa.func.min(obs.c.id), sa.func.max(obs.c.id), sa.func.count()).where(open_now)
+    ).one()
+    had_open = low is not None
+    # One bit per open row id that existed before this run: set when the run saw it.
+    seen = bytearray((high - low) // 8 + 1) if had_open else bytearray()
+    base = low or 0
+    added = closed = 0
+    for batch in read_spool(spool):
+        latest: dict[tuple[str, str], Spooled] = {}
+        for row in batch:
+            if ok_scopes is None or row.scope in ok_scopes:
+                latest[(row.kind, row.subject)] = row
+        if not latest:
+            continue
+        current = _open_rows(conn, source, latest) if had_open else {}
+        inserts: list[Spooled] = []
+        replaces: list[tuple[int, Spooled]] = []
+        closes: list[int] = []
+        for key, row in latest.items():
+            found = current.get(key)
+            if found is None:
+                inserts.append(row)
+            elif found.envelope == envelope:
+                replaces.append((found.id, row))  # a subject this run already observed
+            else:
+                offset = found.id - base
+                seen[offset >> 3] |= 1 << (offset & 7)
+                if found.fingerprint != row.fingerprint:
+                    closes.append(found.id)
+                    inserts.append(row)
+        closed += _close(conn, closes, collected_at)
+        _insert(conn, source, inserts, envelope, collected_at)
+        added += len(inserts)
+        if replaces:
+            restored = _replace(conn, source, replaces, envelope, collected_at)
+            added -= restored
+            closed -= restored
+    if not had_open:
+        added -= _drop_repeats(conn, source, envelope)
+    elif int.from_bytes(seen, "little").bit_count() < open_count:
+        closed += _close_unseen(conn, source, seen, base, ok_scopes, envelope, collected_at)
+    if added >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
+        # Fresh statistics, so that the next run's lookups use the index at once.
+        conn.exec_driver_sql("ANALYZE observations")
+    return added, closed
+
+
+def _open_rows(
+    conn: Connection, source: str, keys: dict[tuple[str, str], Any]
+) -> dict[tuple[str, str], _Open]:
+    obs = t.observations
+    by_kind: dict[str, list[str]] = {}
+    for kind, subject in keys:
+        by_kind.setdefault(kind, []).append(subject)
+    found: dict[tuple[str, str], _Open] = {}
+    for kind, subjects in by_kind.items():
+        result = conn.execute(
+            sa.select(obs.c.id, obs.c.subject, obs.c.fingerprint, obs.c.envelope_sha256).where(
+                obs.c.source == source,
+                obs.c.kind == kind,
+                obs.c.subject.in_(subjects),
+                obs.c.valid_to.is_(None),
+            )
+        )
+        for row_id, subject, fingerprint, env in result:
+            found[(kind, subject)] = _Open(int(row_id), str(fingerprint), str(env))
+    return found
+
+
+_INSERT_COLUMNS = (
+    "source",
+    "kind",
+    "subject",
+    "scope",
+    "observed_at",
+    "attributes",
+    "fingerprint",
+    "valid_from",
+    "envelope_sha256",
+    "record_index",
+)
+
+
+def _insert(
+    conn: Connection, source: str, rows: list[Spooled], envelope: str, collected_at: datetime
+) -> None:
+    """Insert new rows with the driver's bulk path (COPY on PostgreSQL, executemany on
+    SQLite): the per-row cost of a generic executemany is most of an ingest otherwise."""
+    if not rows:
+        return
+    columns = ", ".join(_INSERT_COLUMNS)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    if conn.dialect.name == "postgresql":
+        sql = f"COPY observations ({columns}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:
+            for r in rows:
+                copy.write_row(
+                    (
+                        source,
+                        r.kind,
+                        r.subject,
+                        r.scope,
+                        r.observed_at,
+                        r.attributes,
+                        r.fingerprint,
+                        collected_at,
+                        envelope,
+                        r.record_index,
+                    )
+                )
+        return
+    # Times go in exactly as the UTCDateTime column type writes them.
+    to_db = t.UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    stamp = to_db(collected_at) if to_db else collected_at
+    marks = ", ".join("?" for _ in _INSERT_COLUMNS)
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(
+            f"INSERT INTO observations ({columns}) VALUES ({marks})",  # noqa: S608 (fixed names)
+            [
+                (
+                    source,
+                    r.kind,
+                    r.subject,
+                    r.scope,
+                    to_db(r.observed_at) if to_db and r.observed_at else r.observed_at,
+                    r.attributes,
+                    r.fingerprint,
+                    stamp,
+                    envelope,
+                    r.record_index,
+                )
+                for r in rows
+            ],
+        )
+    finally:
+        cursor.close()
+
+
+def _replace(
+    conn: Connection,
+    source: str,
+    rows: list[tuple[int, Spooled]],
+    envelope: str,
+    collected_at: datetime,
+) -> int:
+    """A subject this run observed before: its row from this run takes the later
+    observation. If an earlier occurrence had closed the subject's previous row and
+    the later one says the same as that row, the previous row is reopened instead
+    (an unchanged fact makes no history). Returns how many rows were reopened."""
+    obs = t.observations
+    earlier: dict[tuple[str, str], tuple[int, str]] = {}
+    by_kind: dict[str, list[str]] = {}
+    for _, r in rows:
+        by_kind.setdefault(r.kind, []).append(r.subject)
+    for kind, subjects in by_kind.items():
+        result = conn.execute(
+            sa.select(obs.c.id, obs.c.subject, obs.c.fingerprint).where(
+                obs.c.source == source,
+                obs.c.kind == kind,
+                obs.c.subject.in_(subjects),
+                obs.c.valid_to == collected_at,
+                obs.c.envelope_sha256 != envelope,
+            )
+        )
+        for row_id, subject, fingerprint in result:
+            earlier[(kind, subject)] = (int(row_id), str(fingerprint))
+    updates: list[tuple[int, Spooled]] = []
+    restores: list[tuple[int, int]] = []
+    for row_id, r in rows:
+        previous = earlier.get((r.kind, r.subject))
+        if previous is not None and previous[1] == r.fingerprint:
+            restores.append((row_id, previous[0]))
+        else:
+            updates.append((row_id, r))
+    if updates:
+        conn.execute(
+            _rows.update()
+            .where(_rows.c.id == sa.bindparam("row_id"))
+            .values(
+                scope=sa.bindparam("new_scope"),
+                observed_at=sa.bindparam("new_observed_at"),
+                attributes=sa.bindparam("new_attributes"),
+                fingerprint=sa.bindparam("new_fingerprint"),
+                record_index=sa.bindparam("new_record_index"),
+            ),
+            [
+                {
+                    "row_id": row_id,
+                    "new_scope": r.scope,
+                    "new_observed_at": r.observed_at,
+                    "new_attributes": r.attributes,
+                    "new_fingerprint": r.fingerprint,
+                    "new_record_index": r.record_index,
+                }
+                for row_id, r in updates
+            ],
+        )
+    for ours, previous_id in restores:
+        conn.execute(sa.delete(obs).where(obs.c.id == ours))
+        conn.execute(sa.update(obs).where(obs.c.id == previous_id).values(valid_to=None))
+    return len(restores)
+
+
+def _close(conn: Connection, ids: list[int], at: datetime) -> int:
+    if not ids:
+        return 0
+    conn.execute(
+        _rows.update().where(_rows.c.id == sa.bindparam("row_id")).values(valid_to=at),
+        [{"row_id": row_id} for row_id in ids],
+    )
+    return len(ids)
+
+
+def _close_unseen(
+    conn: Connection,
+    source: str,
+    seen: bytearray,
+    base: int,
+    ok_scopes: set[str] | None,
+    envelope: str,
+    at: datetime,
+) -> int:
+    """Close the open rows from before this run that it did not see, in its complete scopes."""
+    obs = t.observations
+    result = conn.execute(
+        sa.select(obs.c.id, obs.c.scope).where(
+            obs.c.source == source,
+            obs.c.valid_to.is_(None),
+            obs.c.envelope_sha256 != envelope,
+        )
+    )
+    gone = array("q")
+    for row_id, scope in result:
+        offset = row_id - base
+        if ok_scopes is not None and scope not in ok_scopes:
+            continue
+        if 0 <= offset < len(seen) * 8 and seen[offset >> 3] & (1 << (offset & 7)):
+            continue
+        gone.append(int(row_id))
+    closed = 0
+    for start in range(0, len(gone), BATCH):
+        closed += _close(conn, list(gone[start : start + BATCH]), at)
+    return closed
+
+
+def _drop_repeats(conn: Connection, source: str, envelope: str) -> int:
+    """On a source's first run rows are inserted without lookups; keep the last of repeats."""
+    obs = t.observations
+    # Every open row of the source is this run's here: the scan stays on the index.
+    repeated = conn.execute(
+        sa.select(obs.c.kind, obs.c.subject, sa.func.max(obs.c.id))
+        .where(obs.c.source == source, obs.c.valid_to.is_(None))
+        .group_by(obs.c.kind, obs.c.subject)
+        .having(sa.func.count() > 1)
+    ).all()
+    dropped = 0
+    for kind, subject, keep in repeated:
+        dropped += conn.execute(
+            sa.delete(obs).where(
+                obs.c.source == source,
+                obs.c.kind == kind,
+                obs.c.subject == subject,
+                obs.c.envelope_sha256 == envelope,
+                obs.c.id != keep,
+            )
+        ).rowcount
+    return dropped
