@@ -25,6 +25,17 @@ EMAIL = re.compile(
     r"[A-Za-z0-9._%+'#-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])"
 )
 
+# The same pattern over canonical JSON bytes: a cheap test of whether a record
+# can hold an address at all. Sound as a filter, because canonical JSON never
+# escapes the characters an address is made of, so any address in any string
+# of the record also stands verbatim in its bytes (``@odata.nextLink`` keys do
+# not match, so Azure payloads are not walked for nothing).
+EMAIL_BYTES = re.compile(EMAIL.pattern.encode("ascii"))
+
+
+def may_hold_address(canonical: bytes) -> bool:
+    return b"@" in canonical and EMAIL_BYTES.search(canonical) is not None
+
 
 class Pseudonymizer:
     """``pseudonym(identity)``; ``seen`` collects new pairs for the database lookup."""

@@ -45,7 +45,7 @@ from evidence.domain.artifact import ArtifactWriter, Envelope
 from evidence.domain.canonical import canonicalize, utc_text
 from evidence.domain.digest import Digest
 from evidence.domain.ledger import content_key, envelope_key
-from evidence.domain.pseudonym import Pseudonymizer
+from evidence.domain.pseudonym import Pseudonymizer, may_hold_address
 from evidence.errors import CanonicalizationError, ConfigError, EvidenceError, StoreError
 from evidence.services import ledger
 from evidence.services._locks import file_lock
@@ -259,7 +259,7 @@ def _take(
     observations: ObservationSpool,
 ) -> None:
     line, members = _canonical_record(record)
-    if collector.personal_keys or b"@" in line:
+    if collector.personal_keys or may_hold_address(line):
         record = pseudo.scrub(record, collector.personal_keys)
         line, members = _canonical_record(record)
     index = writer.record_count
