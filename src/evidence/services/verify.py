@@ -263,10 +263,10 @@ class _Checker:
     # ---- entries -------------------------------------------------------------------
     def _read_entries(self) -> None:
         for key in self.entry_keys:
-            self.referenced.add(key)
             seq = _number_in(key)
             if seq is None:
                 continue  # a foreign name under ledger/: reported as unrecorded
+            self.referenced.add(key)
             raw = self.rt.store.get(key)
             self.report.checked["entries"] += 1
             try:
@@ -412,10 +412,10 @@ class _Checker:
     # ---- checkpoints ---------------------------------------------------------------
     def _read_checkpoints(self) -> None:
         for key in self.checkpoint_keys:
-            self.referenced.add(key)
             size = _number_in(key)
             if size is None:
                 continue
+            self.referenced.add(key)
             self.present[size] = key
             raw = self.rt.store.get(key)
             self.report.checked["checkpoints"] += 1
