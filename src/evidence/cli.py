@@ -147,9 +147,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from evidence.services._signals import stop_on_signals
     from evidence.services.collect import iter_sources, run_source
     from evidence.services.runtime import open_runtime
 
+    stop_on_signals()  # SIGTERM/SIGINT: the run is recorded failed, exit 3
     settings = _settings(args)
     rt = open_runtime(settings)
     try:

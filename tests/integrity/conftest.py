@@ -48,7 +48,7 @@ class Spine:
     def path(self, key: str) -> Path:
         return self.store / key
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def store_keys(self, prefix: str = "") -> list[str]:
         out = []
         for path in sorted(self.store.rglob("*")):
             if path.is_file():
@@ -63,7 +63,7 @@ class Spine:
         return result.code, json.loads(result.out)
 
     def problems(self) -> list[tuple[str, str]]:
-        code, report = self.verify()
+        _code, report = self.verify()
         return [(p["kind"], p["item"]) for p in report["problems"]]
 
     # ---- what an attacker does --------------------------------------------------

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evidence.db import tables as t
@@ -191,7 +190,8 @@ def test_deleted_newest_checkpoints_are_stale(three_runs, with_witness):
 def test_checkpoint_signed_with_unknown_key(three_runs):
     old = _checkpoint(three_runs, 3).checkpoint
     intruder = Ed25519PrivateKey.generate()
-    body = Checkpoint(old.tree_size, old.root, old.signed_at, old.prev, key_id(intruder.public_key()))
+    intruder_id = key_id(intruder.public_key())
+    body = Checkpoint(old.tree_size, old.root, old.signed_at, old.prev, intruder_id)
     three_runs.rewrite(checkpoint_key(3), SignedCheckpoint.sign(body, intruder).canonical())
     report = assert_only(three_runs, "key-unknown", checkpoint_key(3))
     assert key_id(intruder.public_key()) in report["problems"][0]["detail"]
@@ -309,7 +309,7 @@ def test_nothing_to_check_exits_3(spine):
 
 def test_every_single_flipped_byte_is_caught(three_runs):
     """Flip one byte in each file of the store, one at a time, and restore after."""
-    keys = three_runs.keys()
+    keys = three_runs.store_keys()
     assert len(keys) == 3 + 3 + 3 + 3  # entries, checkpoints, envelopes, contents
     missed = []
     for key in keys:

@@ -187,7 +187,9 @@ def _load_index(rt: Runtime) -> _Index:
     with rt.engine.connect() as conn:
         entries = {
             int(r.seq): str(r.entry_sha256)
-            for r in conn.execute(sa.select(t.ledger_entries.c.seq, t.ledger_entries.c.entry_sha256))
+            for r in conn.execute(
+                sa.select(t.ledger_entries.c.seq, t.ledger_entries.c.entry_sha256)
+            )
         }
         artifacts = {
             str(r.envelope_sha256): {"content": str(r.content_sha256), "state": str(r.state)}
@@ -327,9 +329,10 @@ class _Checker:
             leaves = [indexed if i == seq else self.entry_digests.get(i) for i in range(covering)]
             if None in leaves:
                 continue
-            if _root_text(d for d in leaves if d is not None) == self.valid[covering].checkpoint.root:
+            signed_root = self.valid[covering].checkpoint.root
+            if _root_text(d for d in leaves if d is not None) == signed_root:
                 self.report.add(
-                    "modified", entry_key(seq), "entry bytes differ from what was signed and indexed"
+                    "modified", entry_key(seq), "entry bytes differ from the signed, indexed ones"
                 )
                 self.bad_entries.add(seq)
 
@@ -581,12 +584,12 @@ class _Checker:
                 )
         in_ledger = {e.envelope for e in self.entries.values()}
         for env, row in sorted(self.index.artifacts.items()):
-            digest = _parse_digest(env)
-            if digest is None or _parse_digest(row["content"]) is None:
+            env_digest = _parse_digest(env)
+            if env_digest is None or _parse_digest(row["content"]) is None:
                 self.report.add("index-mismatch", f"artifacts row {env!r}", "not a digest")
             elif row["state"] == "stored" and env not in in_ledger and not self.bad_entries:
                 self.report.add(
-                    "index-mismatch", envelope_key(digest), "stored, but not in the ledger"
+                    "index-mismatch", envelope_key(env_digest), "stored, but not in the ledger"
                 )
         self._check_checkpoint_index()
 
