@@ -84,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except EvidenceError as exc:
         return _fail(args, exc)
-    except KeyboardInterrupt:
-        print("evidence: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM where a command handles it
+        print(f"evidence: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
         return 3
 
 

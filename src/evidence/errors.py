@@ -124,9 +124,3 @@ class CatalogError(EvidenceError):
     code = "catalog-invalid"
     exit_code = 2
 
-
-class Interrupted(EvidenceError):
-    """The process was asked to stop (SIGTERM, SIGINT); the run is recorded as failed."""
-
-    code = "interrupted"
-    exit_code = 3

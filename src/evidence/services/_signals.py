@@ -2,7 +2,8 @@
 
 ``stop_on_signals()`` makes SIGTERM and SIGINT raise ``Interrupted`` in the main
 thread, so a collection unwinds through its ``finally`` blocks and records the
-run as failed. ``signals_deferred()`` holds those signals while a block runs
+run as failed. ``Interrupted`` is a ``KeyboardInterrupt``, not an ``EvidenceError``,
+so no ``except Exception`` in a collector can swallow it and carry on. ``signals_deferred()`` holds those signals while a block runs
 (publishing an artifact: store, ledger, index), then lets them through.
 A SIGKILL cannot be caught; the order of effects makes that safe too.
 """
@@ -15,16 +16,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from evidence.errors import Interrupted
-
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived; ``str()`` names it. The command line exits 3."""
+
+
 def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
-    raise Interrupted(
-        f"stopped by {signal.Signals(signum).name}",
-        remedy="the run is recorded as failed; collect again to resume",
-    )
+    raise Interrupted(f"stopped by {signal.Signals(signum).name}")
 
 
 def stop_on_signals() -> None:

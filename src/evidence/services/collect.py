@@ -52,7 +52,7 @@ from evidence.domain.canonical import canonicalize, utc_text
 from evidence.domain.digest import Digest
 from evidence.domain.ledger import content_key, envelope_key
 from evidence.domain.pseudonym import Pseudonymizer
-from evidence.errors import ConfigError, EvidenceError, Interrupted, StoreError
+from evidence.errors import ConfigError, EvidenceError, StoreError
 from evidence.services import ledger
 from evidence.services._locks import file_lock
 from evidence.services._signals import signals_deferred
@@ -145,7 +145,7 @@ def run_source(
 
 
 def _record_interruption(rt: Runtime, source: str, exc: BaseException) -> None:
-    if isinstance(exc, Interrupted | KeyboardInterrupt):
+    if isinstance(exc, KeyboardInterrupt):  # SIGINT, or Interrupted by SIGTERM
         message = f"the run was interrupted ({exc or 'SIGINT'})"
     else:
         message = f"the run stopped on an error: {type(exc).__name__}: {exc}"
