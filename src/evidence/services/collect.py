@@ -326,7 +326,8 @@ def _status(ctx: CollectContext, aborted: bool) -> str:
 def _error_json(exc: EvidenceError) -> dict[str, Any]:
     scope = getattr(exc, "scope", "") or ""
     code = getattr(exc, "service_code", "") or exc.code
-    return {"scope": scope, "code": code, "message": exc.message}
+    message = f"{exc.message} ({exc.remedy})" if exc.remedy else exc.message
+    return {"scope": scope, "code": code, "message": message}
 
 
 def _write_durably(path: Path, data: bytes) -> None:
