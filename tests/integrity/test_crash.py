@@ -24,7 +24,6 @@ import textwrap
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from evidence.db import tables as t
 
@@ -119,7 +118,7 @@ def crasher(spine, tmp_path):
     crasher = Crasher(spine, tmp_path)
     proc = crasher.start()  # one complete run first, to time it
     began = time.monotonic()
-    out, err = proc.communicate(timeout=DEADLINE)
+    _out, err = proc.communicate(timeout=DEADLINE)
     crasher.duration = time.monotonic() - began
     assert proc.returncode == 0, err.decode()
     crasher.steps = int((tmp_path / "steps").read_text())
@@ -201,7 +200,7 @@ def test_sigterm_stops_cleanly_with_the_run_recorded_interrupted(crasher):
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=DEADLINE)
+    _out, err = proc.communicate(timeout=DEADLINE)
     assert proc.returncode == 3, err.decode()
     assert b"Traceback" not in err
     assert b"interrupted" in err.lower() or b"SIGTERM" in err
@@ -218,4 +217,3 @@ def test_sigterm_stops_cleanly_with_the_run_recorded_interrupted(crasher):
     assert stage == []
     crasher.assert_clean()
     crasher.recover()
-    assert sa is not None

@@ -58,7 +58,8 @@ def test_unreachable_store_keeps_the_artifact_pending_until_the_next_run(spine):
     assert (code, report["problems"], report["checked"]["pending"]) == (3, [], 1)
 
     second = _offline_run(spine)  # still unreachable: the pending one does not block it
-    assert second.status == "complete" and second.stored is False
+    assert second.status == "complete"
+    assert second.stored is False
     assert sorted(a["state"] for a in spine.rows(t.artifacts)) == ["pending", "pending"]
 
     third = spine.ws.cli("collect", "--json")  # reachable again

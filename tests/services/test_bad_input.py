@@ -86,7 +86,8 @@ def test_bad_toml_exits_2_naming_the_file_and_line(collected):
     assert result.code == 2
     _no_traceback(result)
     assert str(collected.config_path) in result.err
-    assert "not valid TOML" in result.err and "line 3" in result.err
+    assert "not valid TOML" in result.err
+    assert "line 3" in result.err
     assert unchanged(collected.before, snapshot(collected))
 
 
@@ -101,7 +102,8 @@ def test_bad_source_option_exits_2_naming_source_and_key(collected):
     result = collected.cli("collect")
     assert result.code == 2
     _no_traceback(result)
-    assert "source other" in result.err and "path" in result.err
+    assert "source other" in result.err
+    assert "path" in result.err
     assert unchanged(collected.before, snapshot(collected))
 
 
@@ -109,7 +111,8 @@ def test_unknown_source_option_and_kind(collected):
     collected.add_source(name="other", kind="import.json", path="x", colour="red")
     result = collected.cli("collect", "--source", "other")
     assert result.code == 2
-    assert "colour" in result.err and "unknown key" in result.err
+    assert "colour" in result.err
+    assert "unknown key" in result.err
     collected.sources[-1] = {"name": "other", "kind": "no.such.kind"}
     collected.write_config()
     result = collected.cli("collect", "--source", "other")
@@ -166,7 +169,8 @@ def test_invalid_json_lines_names_file_and_line(collected):
     run = _failed_run(collected)
     [error] = run["errors"]
     assert error["scope"] == "in.jsonl"
-    assert "line 3" in error["message"] and "not valid JSON" in error["message"]
+    assert "line 3" in error["message"]
+    assert "not valid JSON" in error["message"]
     assert run["records"] == 0  # a malformed file contributes nothing
     assert unchanged(collected.before, snapshot(collected))
     assert open_observations(collected) == open_before
@@ -226,3 +230,28 @@ def test_bad_input_json_output_is_one_document(collected):
     document = json.loads(result.out)
     assert document["error"]["code"] == "config-invalid"
     assert "collect.surprise" in document["error"]["message"]
+
+
+def test_verify_without_any_key_cannot_complete(collected):
+    """No key to check signatures with is a setup problem, not tampering: exit 3."""
+    (collected.root / "var" / "signing-key.pem").unlink()
+    result = collected.cli("verify", "--json")
+    assert result.code == 3
+    report = result.json()
+    assert report["problems"] == []
+    assert "trusted_keys" in report["incomplete"]
+
+
+def test_verify_with_only_the_public_key(collected):
+    """An auditor has the public key only: configured as trusted, verify passes."""
+    from evidence.services.keys import load_private_key, public_pem
+
+    key_file = collected.root / "var" / "signing-key.pem"
+    public = collected.root / "signing-key.pub.pem"
+    public.write_bytes(public_pem(load_private_key(key_file).public_key()))
+    key_file.unlink()
+    config = collected.config_path
+    line = 'key_path = "var/signing-key.pem"'
+    config.write_text(config.read_text().replace(line, f'{line}\ntrusted_keys = ["{public}"]'))
+    result = collected.cli("verify", "--json")
+    assert result.code == 0, result.out

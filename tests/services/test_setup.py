@@ -29,7 +29,8 @@ def test_init_writes_config_and_keys_with_private_modes(tmp_path, capsys):
     code, out, _ = _run(capsys, "init", "--dir", str(tmp_path / "d"), "--json")
     assert code == 0
     result = json.loads(out)
-    assert result["config_written"] and result["signing_key_written"]
+    assert result["config_written"]
+    assert result["signing_key_written"]
     assert result["database_revision"] == head_revision()
     key = tmp_path / "d" / "var" / "signing-key.pem"
     assert _mode(key) == 0o600
@@ -59,7 +60,8 @@ def test_init_adds_a_missing_key_but_keeps_the_config(tmp_path, capsys):
     code, out, _ = _run(capsys, "init", "--dir", str(folder), "--json")
     assert code == 0
     result = json.loads(out)
-    assert result["signing_key_written"] is True and result["config_written"] is False
+    assert result["signing_key_written"] is True
+    assert result["config_written"] is False
     assert key.read_bytes() != old
     assert _mode(key) == 0o600
 
@@ -82,7 +84,9 @@ def test_doctor_reports_each_failure_with_exit_2(workspace):
     result = workspace.cli("doctor")
     assert result.code == 2
     failing = [line for line in result.out.splitlines() if line.startswith("FAIL")]
-    assert len(failing) == 1 and "signing-key" in failing[0] and "not found" in failing[0]
+    assert len(failing) == 1
+    assert "signing-key" in failing[0]
+    assert "not found" in failing[0]
 
 
 def test_doctor_unwritable_store(workspace):
@@ -103,7 +107,8 @@ def test_doctor_database_behind(tmp_path, capsys):
     code, out, _ = _run(capsys, "--config", str(folder / "config.toml"), "doctor")
     assert code == 2
     line = next(x for x in out.splitlines() if " database:" in x)
-    assert line.startswith("FAIL") and "evidence db upgrade" in line
+    assert line.startswith("FAIL")
+    assert "evidence db upgrade" in line
 
 
 def test_doctor_bad_source(workspace):
@@ -111,7 +116,8 @@ def test_doctor_bad_source(workspace):
     result = workspace.cli("doctor")
     assert result.code == 2
     line = next(x for x in result.out.splitlines() if "source bad" in x)
-    assert line.startswith("FAIL") and "path" in line
+    assert line.startswith("FAIL")
+    assert "path" in line
 
 
 # ---- db upgrade ----------------------------------------------------------------------------
@@ -149,7 +155,9 @@ def test_db_upgrade_creates_the_schema_on_an_empty_database(
             engine.dispose()
         assert {"runs", "artifacts", "ledger_entries", "checkpoints", "observations"} <= names
         code, out, _ = _run(capsys, "--config", str(config), "db", "upgrade")
-        assert code == 0 and "database at revision" in out and "was" not in out
+        assert code == 0
+        assert "database at revision" in out
+        assert "was" not in out
     finally:
         if drop is not None:
             admin, name = drop
@@ -164,4 +172,5 @@ def test_commands_refuse_an_old_schema(tmp_path, capsys):
     (folder / "var" / "evidence.db").unlink()
     code, _, err = _run(capsys, "--config", str(folder / "config.toml"), "verify")
     assert code == 2
-    assert "evidence db upgrade" in err and "Traceback" not in err
+    assert "evidence db upgrade" in err
+    assert "Traceback" not in err

@@ -2,8 +2,9 @@
 
 ``stop_on_signals()`` makes SIGTERM and SIGINT raise ``Interrupted`` in the main
 thread, so a collection unwinds through its ``finally`` blocks and records the
-run as failed. ``Interrupted`` is a ``KeyboardInterrupt``, not an ``EvidenceError``,
-so no ``except Exception`` in a collector can swallow it and carry on. ``signals_deferred()`` holds those signals while a block runs
+run as failed. ``Interrupted`` is a ``KeyboardInterrupt``, not an
+``EvidenceError``, so no ``except Exception`` in a collector can swallow it and
+carry on. ``signals_deferred()`` holds those signals while a block runs
 (publishing an artifact: store, ledger, index), then lets them through.
 A SIGKILL cannot be caught; the order of effects makes that safe too.
 """

@@ -170,6 +170,12 @@ def verify(rt: Runtime, *, remember: bool = True) -> Report:
     except (EvidenceError, sa.exc.SQLAlchemyError, OSError) as exc:
         report.incomplete = f"cannot read the store or the database: {exc}"
         return report
+    if not rt.trusted and any(k.startswith("ledger/checkpoints/") for k in keys):
+        report.incomplete = (
+            "no public key to check checkpoint signatures with: configure [signing] key_path "
+            "(the signing key) or [signing] trusted_keys (its public key, PEM)"
+        )
+        return report
     checker = _Checker(rt, report, index, keys)
     try:
         checker.run()
