@@ -248,8 +248,7 @@ class _Checker:
         self.bad_entries: set[int] = set()  # reported already: no consequences reported
         self.referenced: set[str] = set()  # store keys that some record accounts for
         self.present: dict[int, str] = {}  # checkpoint size (from its name) -> key
-        self.parsed: dict[int, SignedCheckpoint] = {}  # named right, parsed
-        self.valid: dict[int, SignedCheckpoint] = {}  # ... and signed by a trusted key
+        self.valid: dict[int, SignedCheckpoint] = {}  # named right, signed by a trusted key
         self.newest: SignedCheckpoint | None = None
         self.tail_gone = False  # stale-checkpoint or rollback reported: the tail is gone
 
@@ -449,11 +448,10 @@ class _Checker:
                 kind = "rollback" if real < size else "malformed"
                 self.report.add(kind, key, f"holds the checkpoint of size {real}")
                 continue
-            self.parsed[size] = signed
             self.valid[size] = signed
 
     def _check_checkpoint_chain(self) -> None:
-        by_digest = {str(s.digest()): size for size, s in self.parsed.items()}
+        by_digest = {str(s.digest()): size for size, s in self.valid.items()}
         indexed_by_digest = {digest: size for size, digest in self.index.checkpoints.items()}
         sizes = sorted(self.present)
         for position, size in enumerate(sizes):
@@ -482,13 +480,14 @@ class _Checker:
         failing: list[int] = []
         good: list[int] = []
         damaged = min(self.bad_entries, default=None)
-        for size, signed in sorted(self.valid.items()):
-            if damaged is not None and damaged < size:
-                continue  # the damaged entry is reported already
-            digests = [self.entry_digests.get(seq) for seq in range(size)]
-            if None in digests:
-                continue  # entries beyond the store's end: the witness check decides
-            if _root_text(d for d in digests if d is not None) == signed.checkpoint.root:
+        usable = [s for s in self.valid if damaged is None or s <= damaged]
+        # Entries beyond the store's end have no root here: the witness check decides.
+        roots = self._prefix_roots(usable)
+        for size in sorted(usable):
+            root = roots.get(size)
+            if root is None:
+                continue
+            if root == self.valid[size].checkpoint.root:
                 good.append(size)
             else:
                 failing.append(size)
@@ -501,6 +500,23 @@ class _Checker:
                 + (f" (and {later} later checkpoint{'s' if later > 1 else ''})" if later else ""),
             )
         self.newest = self.valid.get(max(good, default=0))
+
+    def _prefix_roots(self, sizes: Iterable[int]) -> dict[int, str]:
+        """The root over entries [0, size) for each size, in one pass over the entries
+        (a checkpoint per run: recomputing each root from scratch would be quadratic)."""
+        wanted = set(sizes)
+        roots: dict[int, str] = {}
+        if 0 in wanted:
+            roots[0] = str(Digest.from_bytes(MerkleBuilder().root()))
+        tree = MerkleBuilder()
+        for seq in range(max(wanted, default=0)):
+            digest = self.entry_digests.get(seq)
+            if digest is None:
+                break
+            tree.add(leaf_data(digest))
+            if seq + 1 in wanted:
+                roots[seq + 1] = str(Digest.from_bytes(tree.root()))
+        return roots
 
     def _check_witness(self) -> None:
         path = self.rt.witness_path
@@ -604,9 +620,9 @@ class _Checker:
         for size, digest in sorted(self.index.checkpoints.items()):
             key = checkpoint_key(size)
             if size in self.present:
-                if self.report.has(key) or size not in self.parsed:
+                if self.report.has(key) or size not in self.valid:
                     continue
-                if str(self.parsed[size].digest()) != digest:
+                if str(self.valid[size].digest()) != digest:
                     self.report.add("index-mismatch", key, "database digest differs")
             elif size < newest_present and not self.report.has(key):
                 self.report.add("missing", key, "indexed checkpoint is gone from the store")
