@@ -177,7 +177,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from evidence.services.runtime import open_runtime
-    from evidence.services.verify import verify
+    from evidence.services.verify import summarize, verify
 
     rt = open_runtime(_settings(args), require_key=False)
     try:
@@ -195,10 +195,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     for p in report.problems:
         print(f"PROBLEM {p.kind}: {p.item}: {p.detail}")
+    if report.problems:
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(summarize(report.problems).items()))
+        print(f"FAILED: {len(report.problems)} problem(s): {counts}")
     if report.incomplete:
         print(f"INCOMPLETE: {report.incomplete}")
-    elif report.nothing_checked:
-        print("INCOMPLETE: nothing to check")
+    elif report.nothing_checked and not report.problems:
+        print("INCOMPLETE: nothing to check (no ledger entry in the store yet)")
     elif report.ok:
         print("OK: every artifact, entry and checkpoint verifies")
     return report.exit_code

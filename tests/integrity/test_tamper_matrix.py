@@ -32,6 +32,7 @@ from evidence.domain.ledger import (
     envelope_key,
     key_id,
 )
+from evidence.domain.merkle import leaf_hash, root_of
 from evidence.services import ledger
 
 
@@ -135,9 +136,10 @@ def test_changed_entry_digest_in_index_is_index_mismatch(three_runs):
 
 # ---- inconsistent / chain-broken ------------------------------------------------------
 def test_history_rewritten_consistently_is_inconsistent(three_runs):
-    """Entry 1 is rewritten (its time moved), entry 2 re-linked to it, and the database
-    index updated to match: every link holds, but the signed roots do not. Without the
-    key the attacker cannot sign new checkpoints, so the old ones stay."""
+    """Entry 1 is rewritten (its time moved), entry 2 re-linked to it, the database index
+    updated to match, and the roots recomputed into the index: every link holds, but
+    the signed roots do not. Without the key the attacker cannot sign new checkpoints
+    (one with a recomputed root and the old signature is signature-invalid, below)."""
     old1, old2 = _entry(three_runs, 1), _entry(three_runs, 2)
     new1 = Entry(old1.seq, old1.envelope, old1.prev, "2020-01-01T00:00:00Z")
     new2 = Entry(old2.seq, old2.envelope, str(new1.digest()), old2.recorded_at)
@@ -153,6 +155,12 @@ def test_history_rewritten_consistently_is_inconsistent(three_runs):
         .where(t.ledger_entries.c.seq == 2)
         .values(entry_sha256=str(new2.digest()), prev_sha256=str(new1.digest()))
     )
+    digests = [_entry(three_runs, 0).digest(), new1.digest(), new2.digest()]
+    for size in (2, 3):
+        root = Digest.from_bytes(root_of([leaf_hash(d.raw) for d in digests[:size]]))
+        three_runs.sql(
+            t.checkpoints.update().where(t.checkpoints.c.tree_size == size).values(root=str(root))
+        )
     report = assert_only(three_runs, "inconsistent", checkpoint_key(2))
     assert "1 later" in report["problems"][0]["detail"]
 
