@@ -72,7 +72,7 @@ def test_doctor_all_good(workspace):
     assert result.code == 0, result.out
     lines = result.out.splitlines()
     names = [line.split(":")[0].split(None, 1)[1] for line in lines]
-    assert names[:5] == ["config", "database", "store", "store-worm", "signing-key"]
+    assert names[:6] == ["config", "database", "store", "store-worm", "signing-key", "state"]
     assert all(line.startswith("ok ") for line in lines)
     doc = workspace.cli("doctor", "--json").json()
     assert doc["ok"] is True
@@ -87,6 +87,26 @@ def test_doctor_reports_each_failure_with_exit_2(workspace):
     assert len(failing) == 1
     assert "signing-key" in failing[0]
     assert "not found" in failing[0]
+
+
+def test_doctor_flags_a_readable_signing_key(workspace):
+    (workspace.root / "var" / "signing-key.pem").chmod(0o644)
+    result = workspace.cli("doctor")
+    assert result.code == 2
+    line = next(x for x in result.out.splitlines() if "signing-key" in x)
+    assert line.startswith("FAIL")
+    assert "mode 0644" in line
+
+
+def test_doctor_checks_the_state_folder_and_witness(workspace):
+    state = workspace.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "witness-checkpoint.json").write_text("garbage")
+    result = workspace.cli("doctor")
+    assert result.code == 2
+    line = next(x for x in result.out.splitlines() if " state:" in x)
+    assert line.startswith("FAIL")
+    assert "witness-checkpoint.json is unreadable" in line
 
 
 def test_doctor_unwritable_store(workspace):
