@@ -112,7 +112,8 @@ def build_collector(source: SourceSettings, env: CollectorEnv, where: str = "") 
     except ValidationError as exc:
         prefix = Path(where or "config")
         text = describe_validation(exc, prefix, source.options)
-        raise ConfigError(text.replace(f"{prefix}: ", f"{prefix}: source {source.name}: ")) from None
+        text = text.replace(f"{prefix}: ", f"{prefix}: source {source.name}: ")
+        raise ConfigError(text) from None
     return cls(options, env)
 
 
@@ -176,7 +177,9 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
     rt.outbox.mkdir(parents=True, exist_ok=True)
     spool = rt.outbox / f"{run_id}.jsonl"
     pseudo = Pseudonymizer(rt.pseudonym_key)
-    ctx = CollectContext(source=source.name, base_dir=rt.settings.base_dir, pseudonymize=pseudo.pseudonym)
+    ctx = CollectContext(
+        source=source.name, base_dir=rt.settings.base_dir, pseudonymize=pseudo.pseudonym
+    )
     errors: list[dict[str, Any]] = []
     aborted = False
     with rt.engine.connect() as conn, conn.begin() as trans:
@@ -192,7 +195,8 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
             except Exception as exc:  # a collector bug must not look like "nothing found"
                 log.exception("collector %s failed", collector.kind)
                 aborted = True
-                errors.append({"scope": "", "code": "internal", "message": f"{type(exc).__name__}: {exc}"})
+                message = f"{type(exc).__name__}: {exc}"
+                errors.append({"scope": "", "code": "internal", "message": message})
             _flush(conn, staged)
             sink.flush()
             os.fsync(sink.fileno())

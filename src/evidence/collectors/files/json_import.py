@@ -142,8 +142,7 @@ def _read_document(path: Path, handle: Any, hasher: Any) -> Iterator[tuple[int, 
     reader = _HashingReader(handle, hasher)
     try:
         if stripped[:1] == b"[":
-            for number, value in enumerate(ijson.items(reader, "item", use_float=True), 1):
-                yield number, value
+            yield from enumerate(ijson.items(reader, "item", use_float=True), 1)
         else:
             values = list(ijson.items(reader, "", use_float=True, multiple_values=False))
             yield 1, values[0]
