@@ -255,3 +255,14 @@ def test_verify_with_only_the_public_key(collected):
     config.write_text(config.read_text().replace(line, f'{line}\ntrusted_keys = ["{public}"]'))
     result = collected.cli("verify", "--json")
     assert result.code == 0, result.out
+
+
+def test_unavailable_store_kind_is_a_config_error(collected):
+    config = collected.config_path
+    config.write_text(config.read_text().replace('kind = "filesystem"', 'kind = "azure_blob"'))
+    result = collected.cli("verify")
+    _no_traceback(result)
+    if result.code != 2:  # the Azure Blob backend is installed: not this test's subject
+        pytest.skip("the azure_blob store is available")
+    assert "azure_blob" in result.err
+    assert str(config) in result.err

@@ -5,8 +5,10 @@ Entry points call ``open_runtime(settings)``; services receive the ``Runtime``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,9 +51,18 @@ class Runtime:
 def build_store(settings: Settings) -> EvidenceStore:
     if settings.store.kind == "filesystem":
         return FilesystemStore(settings.resolve(settings.store.path))
-    from evidence.store.azure_blob import open_azure_store
-
-    return open_azure_store(settings)
+    # Imported by name: the Azure Blob backend is optional, and until it is installed
+    # asking for it is a configuration error, not a traceback.
+    try:
+        module = importlib.import_module("evidence.store.azure_blob")
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "store.kind 'azure_blob' is not available in this installation",
+            where=str(settings.config_path),
+            remedy="use kind = \"filesystem\"",
+        ) from None
+    open_store: Callable[[Settings], EvidenceStore] = module.open_azure_store
+    return open_store(settings)
 
 
 def open_runtime(
