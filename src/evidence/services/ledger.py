@@ -8,8 +8,10 @@ the two) are adopted first, so the index catches up with the store.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 from datetime import UTC, datetime
 
 import orjson
@@ -180,7 +182,8 @@ def _checkpoint_if_needed(rt: Runtime, conn: Connection, now: datetime) -> Signe
 
 def write_witness(rt: Runtime, signed: SignedCheckpoint) -> None:
     """Keep the newest checkpoint outside the database, replacing it atomically,
-    but never with an older one. An unreadable witness is kept aside (renamed with
+    but never with an older one (callers hold the ledger lock, so the comparison and
+    the replacement are one step). An unreadable witness is kept aside (renamed with
     its time), never silently lost, and replaced."""
     try:
         current = read_witness(rt)
@@ -192,12 +195,17 @@ def write_witness(rt: Runtime, signed: SignedCheckpoint) -> None:
     if current is not None and current.checkpoint.tree_size > signed.checkpoint.tree_size:
         return
     rt.state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = rt.witness_path.with_suffix(".tmp")
-    with tmp.open("wb") as handle:
-        handle.write(signed.canonical())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, rt.witness_path)
+    # A temporary name of its own: two writers never move each other's file.
+    fd, tmp = tempfile.mkstemp(prefix=".witness-", dir=rt.state_dir)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(signed.canonical())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, rt.witness_path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def read_witness(rt: Runtime) -> SignedCheckpoint | None:

@@ -36,9 +36,10 @@ was found, 3 when verification could not complete or found nothing to check
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,7 @@ from evidence.domain.ledger import (
 )
 from evidence.domain.merkle import MerkleBuilder, leaf_hash
 from evidence.errors import EvidenceError
+from evidence.services._locks import file_lock
 from evidence.services.ledger import leaf_data, write_witness
 from evidence.services.runtime import Runtime
 
@@ -165,8 +167,7 @@ def verify(rt: Runtime, *, remember: bool = True) -> Report:
     """Verify the store and the index. ``remember``: a clean result updates the witness."""
     report = Report()
     try:
-        index = _load_index(rt)
-        keys = sorted(rt.store.list())
+        keys, index, witness = _snapshot(rt)
     except (EvidenceError, sa.exc.SQLAlchemyError, OSError) as exc:
         report.incomplete = f"cannot read the store or the database: {exc}"
         return report
@@ -176,7 +177,7 @@ def verify(rt: Runtime, *, remember: bool = True) -> Report:
             "(the signing key) or [signing] trusted_keys (its public key, PEM)"
         )
         return report
-    checker = _Checker(rt, report, index, keys)
+    checker = _Checker(rt, report, index, keys, witness)
     try:
         checker.run()
     except (EvidenceError, OSError, sa.exc.SQLAlchemyError) as exc:
@@ -185,8 +186,35 @@ def verify(rt: Runtime, *, remember: bool = True) -> Report:
         log.debug("verification failed unexpectedly", exc_info=True)
         report.incomplete = f"verification could not complete: {type(exc).__name__}: {exc}"
     if remember and report.ok and checker.newest is not None:
-        write_witness(rt, checker.newest)
+        with _ledger_lock(rt):
+            write_witness(rt, checker.newest)
     return report
+
+
+@contextlib.contextmanager
+def _ledger_lock(rt: Runtime) -> Iterator[None]:
+    """The ledger lock, when the state folder allows it (a read-only copy does not)."""
+    with contextlib.ExitStack() as held:
+        with contextlib.suppress(OSError):
+            held.enter_context(
+                file_lock(rt.state_dir / "ledger.lock", wait=True, what="verification")
+            )
+        yield
+
+
+def _snapshot(rt: Runtime) -> tuple[list[str], _Index, bytes | None]:
+    """The store's keys, the index and the witness, as one consistent picture while
+    collections go on: under the ledger lock no append is half done, and the store is
+    listed before the index is read, so a blob being published is already named by
+    its pending artifact row. Without a usable lock (a read-only copy), unlocked."""
+    with _ledger_lock(rt):
+        keys = sorted(rt.store.list())
+        index = _load_index(rt)
+        try:
+            witness: bytes | None = rt.witness_path.read_bytes()
+        except FileNotFoundError:
+            witness = None
+    return keys, index, witness
 
 
 def _load_index(rt: Runtime) -> _Index:
@@ -236,8 +264,11 @@ def _root_text(digests: Iterable[Digest]) -> str:
 
 
 class _Checker:
-    def __init__(self, rt: Runtime, report: Report, index: _Index, keys: list[str]) -> None:
+    def __init__(
+        self, rt: Runtime, report: Report, index: _Index, keys: list[str], witness: bytes | None
+    ) -> None:
         self.rt = rt
+        self.witness_raw = witness
         self.report = report
         self.index = index
         self.keys = set(keys)
@@ -520,9 +551,8 @@ class _Checker:
 
     def _check_witness(self) -> None:
         path = self.rt.witness_path
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        raw = self.witness_raw
+        if raw is None:
             return
         try:
             witness = SignedCheckpoint.from_json(orjson.loads(raw))
