@@ -36,11 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Collect compliance evidence, prove it, and map it to controls.",
     )
     parser.add_argument("--version", action="version", version=f"evidence {__version__}")
-    parser.add_argument("--config", help="config file (default ./config.toml, then $EVIDENCE_CONFIG)")
+    parser.add_argument(
+        "--config", help="config file (default ./config.toml, then $EVIDENCE_CONFIG)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def add(name: str, handler: Handler, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler: Handler, help_text: str, json_flag: bool = True
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if json_flag:
             sub.add_argument("--json", action="store_true", help="print one JSON document")
@@ -54,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--workdir", default="var/demo", help="work folder (default var/demo)")
 
     sub = add("collect", cmd_collect, "run sources once")
-    sub.add_argument("--source", action="append", default=[], metavar="NAME", help="only this source (repeatable)")
+    sub.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this source (repeatable)",
+    )
 
     sub = add("ingest", cmd_ingest, "push scanner output files as evidence")
     sub.add_argument("--kind", required=True, help="collector kind: trivy, grype, sarif, gitleaks")
@@ -161,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except EvidenceError as exc:
         return _fail(args, exc)
-    except KeyboardInterrupt:
-        print("evidence: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM where a command handles it
+        print(f"evidence: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
         return 3
 
 
@@ -175,6 +185,11 @@ def _fail(args: argparse.Namespace, exc: EvidenceError) -> int:
 
 def _print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _revision_text(before: str | None, after: str) -> str:
+    was = "" if before == after else f" (was {before or 'empty'})"
+    return f"database at revision {after}{was}"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -208,7 +223,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         (result.pseudonym_key, result.pseudonym_key_written),
     ):
         print(f"{'wrote' if written else 'kept existing'} {path}")
-    print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+    print(_revision_text(before, after))
     return 0
 
 
@@ -219,15 +234,17 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"before": before, "after": after})
     else:
-        print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+        print(_revision_text(before, after))
     return 0
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from evidence.services._signals import stop_on_signals
     from evidence.services.assess import load_controls, reassess
     from evidence.services.collect import iter_sources, run_source
     from evidence.services.runtime import open_runtime
 
+    stop_on_signals()  # SIGTERM/SIGINT: the run is recorded failed, exit 3
     settings = _settings(args)
     library = load_controls(settings)  # a broken catalog stops us before collecting
     rt = open_runtime(settings)
@@ -245,7 +262,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
         for r in results:
             stored = "stored" if r.stored else f"NOT STORED YET ({r.store_error})"
             print(f"{r.source}: {r.status}, {r.records} records, {r.pages} pages, {stored}")
-            print(f"  envelope {r.envelope}; observations +{r.observations_added} -{r.observations_closed}")
+            changes = f"+{r.observations_added} -{r.observations_closed}"
+            print(f"  envelope {r.envelope}; observations {changes}")
             for err in r.errors:
                 where = f"[{err['scope']}] " if err.get("scope") else ""
                 print(f"  error {where}{err['code']}: {err['message']}")
@@ -277,7 +295,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from evidence.services.runtime import open_runtime
-    from evidence.services.verify import verify
+    from evidence.services.verify import summarize, verify
 
     rt = open_runtime(_settings(args), require_key=False)
     try:
@@ -289,16 +307,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return report.exit_code
     c = report.checked
     print(
-        f"checked {c['entries']} ledger entries, {c['envelopes']} envelopes, {c['contents']} contents "
+        f"checked {c['entries']} ledger entries, {c['envelopes']} envelopes, "
+        f"{c['contents']} contents "
         f"({c['records']} records, {c['bytes']} bytes), {c['checkpoints']} checkpoints; "
         f"{c['pending']} pending upload"
     )
     for p in report.problems:
         print(f"PROBLEM {p.kind}: {p.item}: {p.detail}")
+    if report.problems:
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(summarize(report.problems).items()))
+        print(f"FAILED: {len(report.problems)} problem(s): {counts}")
     if report.incomplete:
         print(f"INCOMPLETE: {report.incomplete}")
-    elif report.nothing_checked:
-        print("INCOMPLETE: nothing to check")
+    elif report.nothing_checked and not report.problems:
+        print("INCOMPLETE: nothing to check (no ledger entry in the store yet)")
     elif report.ok:
         print("OK: every artifact, entry and checkpoint verifies")
     return report.exit_code

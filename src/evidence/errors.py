@@ -15,7 +15,9 @@ class EvidenceError(Exception):
     exit_code: int = 2
     remedy: str = ""
 
-    def __init__(self, message: str, *, remedy: str | None = None, where: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, remedy: str | None = None, where: str | None = None
+    ) -> None:
         self.message = message
         self.where = where
         if remedy is not None:
@@ -123,3 +125,4 @@ class CatalogError(EvidenceError):
 
     code = "catalog-invalid"
     exit_code = 2
+

@@ -85,7 +85,8 @@ class CollectorEnv:
 
 
 class Collector(ABC):
-    """Base class. Subclasses set ``kind``, ``version``, ``options_model``, ``observation_kinds``."""
+    """Base class. Subclasses set ``kind``, ``version``, ``options_model`` and
+    ``observation_kinds``."""
 
     kind: ClassVar[str]
     version: ClassVar[str] = "1"

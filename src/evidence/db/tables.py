@@ -108,21 +108,6 @@ observations = sa.Table(
     sa.Index("ix_observations_kind_time", "kind", "valid_from"),
 )
 
-observation_stage = sa.Table(
-    "observation_stage",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("run_id", sa.String(32), nullable=False),
-    sa.Column("kind", sa.String(100), nullable=False),
-    sa.Column("subject", sa.String(1000), nullable=False),
-    sa.Column("scope", sa.String(500), nullable=False),
-    sa.Column("observed_at", UTCDateTime()),
-    sa.Column("attributes", sa.JSON, nullable=False),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("record_index", sa.Integer),
-    sa.Index("ix_observation_stage_run", "run_id", "kind", "subject"),
-)
-
 pseudonyms = sa.Table(
     "pseudonyms",
     metadata,

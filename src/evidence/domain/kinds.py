@@ -131,13 +131,30 @@ KINDS: dict[str, Kind] = {
         Kind(
             "secret.finding",
             "target|rule|file|line|commit",
-            ("scanner", "scanner_version", "target", "rule", "file", "line", "commit", "date", "suppressed"),
+            (
+                "scanner",
+                "scanner_version",
+                "target",
+                "rule",
+                "file",
+                "line",
+                "commit",
+                "date",
+                "suppressed",
+            ),
             "the scan's time",
         ),
         Kind(
             "scan.report",
             "scanner|target",
-            ("scanner", "scanner_version", "target", "file_sha256", "finding_counts", "generated_at"),
+            (
+                "scanner",
+                "scanner_version",
+                "target",
+                "file_sha256",
+                "finding_counts",
+                "generated_at",
+            ),
             "the scan's time",
         ),
         Kind(

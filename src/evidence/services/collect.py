@@ -13,11 +13,18 @@ so that a crash at any point leaves nothing recorded as stored that is not:
 4. publishing puts the content and envelope in the store (write-once), appends
    to the ledger, signs a checkpoint, and marks the artifact ``stored``.
 
-A crash before 3 commits leaves no observation changes and the next run marks
-the run ``failed`` (interrupted) and removes its spool files. A crash after 3
+A crash before 3 commits leaves no observation changes; the next run marks the
+run ``failed`` (interrupted) and removes its spool files. A crash after 3
 leaves a pending artifact in the outbox that the next run publishes; ``verify``
-counts it as pending, not as a problem. When the store is unreachable, step 4
-waits for the next run.
+counts it as pending, not as a problem. A crash inside 4 leaves blobs, or ledger entries and a checkpoint,
+in the store but not in the database: publishing again puts the same bytes
+(a no-op) and the ledger adopts what the store already holds. When the store
+is unreachable, step 4 waits for the next run; a pending artifact that cannot
+be published never blocks new runs.
+
+A stop request (SIGTERM, SIGINT) raises ``Interrupted``: before 3, the run is
+recorded ``failed`` with an ``interrupted`` error and its spool files go;
+publishing (4) holds the request until it is done.
 """
 
 from __future__ import annotations
@@ -32,7 +39,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
@@ -50,6 +56,7 @@ from evidence.errors import CanonicalizationError, ConfigError, EvidenceError, S
 from evidence.services import ledger
 from evidence.services._locks import file_lock
 from evidence.services._observation_changes import ObservationSpool, apply_changes
+from evidence.services._signals import signals_deferred
 from evidence.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -117,13 +124,30 @@ def run_source(
     now: datetime | None = None,
 ) -> RunResult:
     """Collect ``source`` once: store its artifact, record its run and observations."""
-    if collector is None:
-        collector = build_collector(source, collector_env(rt), str(rt.settings.config_path))
+    where = str(rt.settings.config_path)
+    collector = collector or build_collector(source, collector_env(rt), where)
     lock = rt.state_dir / "locks" / f"{source.name}.lock"
     with file_lock(lock, wait=False, what=f"collection of source {source.name}"):
         recover_interrupted(rt, source.name)
         flush_outbox(rt)
-        return _run(rt, source, collector, now or datetime.now(UTC))
+        try:
+            return _run(rt, source, collector, now or datetime.now(UTC))
+        except BaseException as exc:
+            # With the source lock held, a run of this source still 'running' is this one.
+            _record_interruption(rt, source.name, exc)
+            raise
+
+
+def _record_interruption(rt: Runtime, source: str, exc: BaseException) -> None:
+    if isinstance(exc, KeyboardInterrupt):  # SIGINT, or Interrupted by SIGTERM
+        message = f"the run was interrupted ({exc or 'SIGINT'})"
+    else:
+        message = f"the run stopped on an error: {type(exc).__name__}: {exc}"
+    try:
+        with signals_deferred():
+            recover_interrupted(rt, source, message=message)
+    except Exception:  # the database may be what failed; the next run recovers it
+        log.warning("could not record the interruption of %s", source, exc_info=True)
 
 
 def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: datetime) -> RunResult:
@@ -342,7 +366,8 @@ def _status(ctx: CollectContext, aborted: bool) -> str:
 def _error_json(exc: EvidenceError) -> dict[str, Any]:
     scope = getattr(exc, "scope", "") or ""
     code = getattr(exc, "service_code", "") or exc.code
-    return {"scope": scope, "code": code, "message": exc.message}
+    message = f"{exc.message} ({exc.remedy})" if exc.remedy else exc.message
+    return {"scope": scope, "code": code, "message": message}
 
 
 def _write_durably(path: Path, data: bytes) -> None:
@@ -430,15 +455,39 @@ def _record_ingested_files(
 
 
 def publish(rt: Runtime, run_id: str) -> None:
-    """Put a pending artifact in the store and the ledger; mark it stored."""
+    """Put a pending artifact in the store and the ledger; mark it stored.
+
+    Idempotent: every step may have happened already (a crash in the middle).
+    Stop signals wait until it is done."""
+    with signals_deferred():
+        _publish(rt, run_id)
+
+
+def _publish(rt: Runtime, run_id: str) -> None:
+    with rt.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(t.artifacts.c.envelope_sha256, t.artifacts.c.content_sha256).where(
+                t.artifacts.c.run_id == run_id
+            )
+        ).first()
+    if row is None:
+        raise StoreError(f"run {run_id} has no artifact to publish")
+    digest = Digest.parse(row.envelope_sha256)
+    ckey, ekey = content_key(Digest.parse(row.content_sha256)), envelope_key(digest)
     spool = rt.outbox / f"{run_id}.jsonl"
     envelope_file = rt.outbox / f"{run_id}.envelope.json"
-    envelope_bytes = envelope_file.read_bytes()
-    envelope = Envelope.from_json(orjson.loads(envelope_bytes))
-    digest = Digest.of(envelope_bytes)
     try:
-        rt.store.put_file(content_key(Digest.parse(envelope.content_sha256)), spool)
-        rt.store.put(envelope_key(digest), envelope_bytes)
+        if spool.exists():
+            rt.store.put_file(ckey, spool)
+        elif not rt.store.exists(ckey):
+            raise StoreError(f"the outbox copy of {ckey} (run {run_id}) is gone")
+        if envelope_file.exists():
+            envelope_bytes = envelope_file.read_bytes()
+            if Digest.of(envelope_bytes) != digest:
+                raise StoreError(f"the outbox envelope of run {run_id} does not match its record")
+            rt.store.put(ekey, envelope_bytes)
+        elif not rt.store.exists(ekey):
+            raise StoreError(f"the outbox copy of {ekey} (run {run_id}) is gone")
         ledger.append(rt, digest)
     except StoreError:
         raise
@@ -450,13 +499,20 @@ def publish(rt: Runtime, run_id: str) -> None:
             .where(t.artifacts.c.envelope_sha256 == str(digest))
             .values(state="stored", stored_at=datetime.now(UTC))
         )
-    for path in (spool, envelope_file, _observation_spool(rt, run_id)):
+    _drop_spool(rt, run_id)
+
+
+def _drop_spool(rt: Runtime, run_id: str) -> None:
+    for suffix in (".jsonl", ".envelope.json", ".observations"):
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            (rt.outbox / f"{run_id}{suffix}").unlink()
 
 
 def flush_outbox(rt: Runtime) -> int:
-    """Publish every pending artifact; return how many were published."""
+    """Publish every pending artifact; return how many were published.
+
+    One that fails (store unreachable, outbox copy gone) stays pending and is
+    logged; it never stops the others or the run that called this."""
     with rt.engine.connect() as conn:
         pending = [
             row.run_id
@@ -466,14 +522,56 @@ def flush_outbox(rt: Runtime) -> int:
                 .order_by(t.artifacts.c.created_at)
             )
         ]
+    published = 0
     for run_id in pending:
-        publish(rt, run_id)
-    return len(pending)
+        try:
+            publish(rt, run_id)
+            published += 1
+        except StoreError as exc:
+            log.warning("artifact of run %s stays pending: %s", run_id, exc)
+    _sweep_outbox(rt)
+    return published
 
 
-def recover_interrupted(rt: Runtime, source: str) -> list[str]:
-    """Mark runs of ``source`` left ``running`` by a dead process as failed, and drop
-    their spool files. Called with the source lock held, so none of them is alive."""
+def _sweep_outbox(rt: Runtime) -> None:
+    """Remove spool files of runs that finished and have nothing pending (a crash
+    between marking an artifact stored and deleting its spool leaves them)."""
+    if not rt.outbox.is_dir():
+        return
+    by_run: dict[str, list[Path]] = {}
+    for path in rt.outbox.iterdir():
+        by_run.setdefault(path.name.split(".", 1)[0], []).append(path)
+    if not by_run:
+        return
+    with rt.engine.connect() as conn:
+        finished = {
+            row.id
+            for row in conn.execute(
+                sa.select(t.runs.c.id).where(
+                    t.runs.c.id.in_(sorted(by_run)), t.runs.c.status != "running"
+                )
+            )
+        }
+        waiting = {
+            row.run_id
+            for row in conn.execute(
+                sa.select(t.artifacts.c.run_id).where(
+                    t.artifacts.c.run_id.in_(sorted(by_run)), t.artifacts.c.state == "pending"
+                )
+            )
+        }
+    for run_id in finished - waiting:
+        for path in by_run[run_id]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def recover_interrupted(
+    rt: Runtime, source: str, *, message: str = "the run was interrupted"
+) -> list[str]:
+    """Mark runs of ``source`` left ``running`` (by a dead or stopped process) as
+    failed, and drop their spool files. Called with the source lock held, so none
+    of them is still alive."""
     with rt.engine.begin() as conn:
         stale = [
             row.id
@@ -490,16 +588,11 @@ def recover_interrupted(rt: Runtime, source: str) -> list[str]:
                 .values(
                     status="failed",
                     finished_at=datetime.now(UTC),
-                    errors=[
-                        {"scope": "", "code": "interrupted", "message": "the run was interrupted"}
-                    ],
+                    errors=[{"scope": "", "code": "interrupted", "message": message}],
                 )
             )
-            conn.execute(t.observation_stage.delete().where(t.observation_stage.c.run_id == run_id))
     for run_id in stale:
-        for suffix in (".jsonl", ".envelope.json", ".observations"):
-            with contextlib.suppress(FileNotFoundError):
-                (rt.outbox / f"{run_id}{suffix}").unlink()
+        _drop_spool(rt, run_id)
     return stale
 
 

@@ -8,7 +8,10 @@ the two) are adopted first, so the index catches up with the store.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import tempfile
 from datetime import UTC, datetime
 
 import orjson
@@ -30,6 +33,8 @@ from evidence.domain.merkle import MerkleBuilder
 from evidence.errors import SigningError, StoreError
 from evidence.services._locks import file_lock
 from evidence.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def leaf_data(entry_digest: Digest) -> bytes:
@@ -70,8 +75,11 @@ def _adopt_from_store(rt: Runtime, conn: Connection) -> None:
     seq, prev = _head(conn)
     while rt.store.exists(entry_key(seq + 1)):
         raw = rt.store.get(entry_key(seq + 1))
-        entry = Entry.from_json(orjson.loads(raw))
-        if entry.seq != seq + 1 or entry.prev != prev or entry.canonical() != raw:
+        try:
+            entry: Entry | None = Entry.from_json(orjson.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError):
+            entry = None
+        if entry is None or entry.seq != seq + 1 or entry.prev != prev or entry.canonical() != raw:
             raise StoreError(
                 f"{entry_key(seq + 1)} does not extend the ledger head",
                 remedy="run 'evidence verify' and investigate before collecting again",
@@ -81,8 +89,40 @@ def _adopt_from_store(rt: Runtime, conn: Connection) -> None:
     newest = conn.execute(sa.select(sa.func.max(t.checkpoints.c.tree_size))).scalar()
     size = seq + 1
     if size > 0 and (newest or 0) < size and rt.store.exists(checkpoint_key(size)):
-        raw = rt.store.get(checkpoint_key(size))
-        _index_checkpoint(conn, SignedCheckpoint.from_json(orjson.loads(raw)))
+        _index_checkpoint(conn, _adoptable_checkpoint(rt, conn, size))
+
+
+def _adoptable_checkpoint(rt: Runtime, conn: Connection, size: int) -> SignedCheckpoint:
+    """The store's checkpoint of ``size``, if it is ours and signs the indexed entries."""
+    key = checkpoint_key(size)
+    raw = rt.store.get(key)
+    try:
+        signed = SignedCheckpoint.from_json(orjson.loads(raw))
+    except (ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError):
+        signed = None
+    public = None if signed is None else rt.trusted.get(signed.checkpoint.key_id)
+    if (
+        signed is None
+        or public is None
+        or signed.canonical() != raw
+        or signed.checkpoint.tree_size != size
+        or not signed.signature_valid(public)
+        or signed.checkpoint.root != _indexed_root(conn)
+    ):
+        raise StoreError(
+            f"{key} is not a valid checkpoint of the ledger head",
+            remedy="run 'evidence verify' and investigate before collecting again",
+        )
+    return signed
+
+
+def _indexed_root(conn: Connection) -> str:
+    tree = MerkleBuilder()
+    for (digest,) in conn.execute(
+        sa.select(t.ledger_entries.c.entry_sha256).order_by(t.ledger_entries.c.seq)
+    ):
+        tree.add(leaf_data(Digest.parse(digest)))
+    return str(Digest.from_bytes(tree.root()))
 
 
 def _index_entry(conn: Connection, entry: Entry) -> None:
@@ -127,14 +167,9 @@ def _checkpoint_if_needed(rt: Runtime, conn: Connection, now: datetime) -> Signe
     ).first()
     if newest is not None and int(newest.tree_size) == size:
         return SignedCheckpoint.from_json(orjson.loads(rt.store.get(checkpoint_key(size))))
-    tree = MerkleBuilder()
-    for (digest,) in conn.execute(
-        sa.select(t.ledger_entries.c.entry_sha256).order_by(t.ledger_entries.c.seq)
-    ):
-        tree.add(leaf_data(Digest.parse(digest)))
     checkpoint = Checkpoint(
         tree_size=size,
-        root=str(Digest.from_bytes(tree.root())),
+        root=_indexed_root(conn),
         signed_at=utc_text(now),
         prev=None if newest is None else str(newest.checkpoint_sha256),
         key_id=key_id(rt.signing_key.public_key()),
@@ -147,17 +182,30 @@ def _checkpoint_if_needed(rt: Runtime, conn: Connection, now: datetime) -> Signe
 
 def write_witness(rt: Runtime, signed: SignedCheckpoint) -> None:
     """Keep the newest checkpoint outside the database, replacing it atomically,
-    but never with an older one."""
-    current = read_witness(rt)
+    but never with an older one (callers hold the ledger lock, so the comparison and
+    the replacement are one step). An unreadable witness is kept aside (renamed with
+    its time), never silently lost, and replaced."""
+    try:
+        current = read_witness(rt)
+    except StoreError:
+        current = None
+        aside = rt.witness_path.with_suffix(f".unreadable-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
+        os.replace(rt.witness_path, aside)
+        log.warning("witness %s was unreadable; kept as %s", rt.witness_path, aside.name)
     if current is not None and current.checkpoint.tree_size > signed.checkpoint.tree_size:
         return
     rt.state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = rt.witness_path.with_suffix(".tmp")
-    with tmp.open("wb") as handle:
-        handle.write(signed.canonical())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, rt.witness_path)
+    # A temporary name of its own: two writers never move each other's file.
+    fd, tmp = tempfile.mkstemp(prefix=".witness-", dir=rt.state_dir)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(signed.canonical())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, rt.witness_path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def read_witness(rt: Runtime) -> SignedCheckpoint | None:
@@ -165,5 +213,5 @@ def read_witness(rt: Runtime) -> SignedCheckpoint | None:
         return SignedCheckpoint.from_json(orjson.loads(rt.witness_path.read_bytes()))
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+    except (ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError):
         raise StoreError(f"witness checkpoint {rt.witness_path} is unreadable") from None

@@ -35,10 +35,12 @@ class Runtime:
     def outbox(self) -> Path:
         return self.state_dir / "outbox"
 
+    WITNESS_NAME = "witness-checkpoint.json"
+
     @property
     def witness_path(self) -> Path:
         """The newest verified checkpoint, kept outside the database."""
-        return self.state_dir / "witness-checkpoint.json"
+        return self.state_dir / self.WITNESS_NAME
 
     def close(self) -> None:
         self.engine.dispose()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from evidence.config import Settings
 from evidence.db.session import current_revision, head_revision, make_engine, upgrade
+from evidence.domain.ledger import SignedCheckpoint
 from evidence.errors import EvidenceError
 from evidence.services import keys
 from evidence.services.runtime import build_store, create_pseudonym_key, load_pseudonym_key
@@ -89,6 +94,35 @@ class Check:
     detail: str
 
 
+def _loose_mode(path: Path) -> str:
+    """'' when only the owner may read ``path``; else its mode, e.g. 'mode 0644'."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    return f"mode {mode:04o}" if mode & 0o077 else ""
+
+
+def _check_state(settings: Settings) -> Check:
+    """The state folder (outbox, locks, witness) must be writable; the witness readable."""
+    from evidence.services.runtime import Runtime
+
+    state = settings.resolve(settings.state.path)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return Check("state", False, f"cannot create {state}: {exc.strerror or exc}")
+    if not os.access(state, os.W_OK):
+        return Check("state", False, f"{state} is not writable")
+    witness = state / Runtime.WITNESS_NAME
+    if not witness.exists():
+        return Check("state", True, f"{state}: writable; no witness checkpoint yet")
+    try:
+        SignedCheckpoint.from_json(orjson.loads(witness.read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return Check(
+            "state", False, f"{witness} is unreadable: run 'evidence verify' and investigate"
+        )
+    return Check("state", True, f"{state}: writable; witness checkpoint present")
+
+
 def doctor(settings: Settings) -> list[Check]:
     """One check per part; each says what it found or what is wrong."""
     checks = [Check("config", True, f"{settings.config_path} is valid")]
@@ -125,13 +159,19 @@ def doctor(settings: Settings) -> list[Check]:
             )
     except (EvidenceError, OSError) as exc:
         checks.append(Check("store", False, str(exc)))
+    key_path = settings.resolve(settings.signing.key_path)
     try:
-        key = keys.load_private_key(settings.resolve(settings.signing.key_path))
+        key = keys.load_private_key(key_path)
         from evidence.domain.ledger import key_id
 
-        checks.append(Check("signing-key", True, f"Ed25519 key {key_id(key.public_key())}"))
+        loose = _loose_mode(key_path)
+        if loose:
+            checks.append(Check("signing-key", False, f"{key_path} is {loose}: chmod 600 it"))
+        else:
+            checks.append(Check("signing-key", True, f"Ed25519 key {key_id(key.public_key())}"))
     except EvidenceError as exc:
         checks.append(Check("signing-key", False, str(exc)))
+    checks.append(_check_state(settings))
     try:
         load_pseudonym_key(settings.resolve(settings.privacy.pseudonym_key_path))
         checks.append(Check("pseudonym-key", True, "present"))

@@ -1,9 +1,10 @@
 """The default store: files in a folder, written once and made read-only.
 
-A put writes a temporary file in the target folder, fsyncs it, links it into
-place (``os.link`` fails if the name exists, so nothing is ever replaced) and
-fsyncs the folder. A crash leaves at most a ``.tmp-*`` file, never a partial
-file under a final name.
+A put writes a temporary file in the target folder, fsyncs it, makes it
+read-only, links it into place (``os.link`` fails if the name exists, so
+nothing is ever replaced) and fsyncs the folder. A crash leaves at most a
+``.tmp-*`` file (never listed), never a partial or writable file under a final
+name. Operating-system failures surface as ``StoreError`` naming the key.
 """
 
 from __future__ import annotations
@@ -35,6 +36,22 @@ class FilesystemStore(EvidenceStore):
         return self.root / check_key(key)
 
     def put(self, key: str, data: bytes) -> bool:
+        try:
+            return self._put(key, data)
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot write {key}: {exc.strerror or exc}") from exc
+
+    def put_file(self, key: str, path: Path) -> bool:
+        try:
+            return self._put_file(key, path)
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot write {key} from {path.name}: {exc.strerror or exc}") from exc
+
+    def _put(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         if path.exists():
             return self._same(path, key, data)
@@ -50,7 +67,7 @@ class FilesystemStore(EvidenceStore):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    def put_file(self, key: str, path: Path) -> bool:
+    def _put_file(self, key: str, path: Path) -> bool:
         target = self._path(key)
         if target.exists():
             return self._same_file(target, key, path)
@@ -61,11 +78,11 @@ class FilesystemStore(EvidenceStore):
                 shutil.copyfileobj(source, handle, 1024 * 1024)
                 handle.flush()
                 os.fsync(handle.fileno())
+            os.chmod(tmp, 0o444)  # read-only before it has its final name
             try:
                 os.link(tmp, target)
             except FileExistsError:
                 return self._same_file(target, key, path)
-            os.chmod(target, 0o444)
             _fsync_dir(target.parent)
             return True
         finally:
@@ -73,11 +90,11 @@ class FilesystemStore(EvidenceStore):
                 os.unlink(tmp)
 
     def _link(self, tmp: Path, path: Path, key: str, data: bytes) -> bool:
+        os.chmod(tmp, 0o444)  # read-only before it has its final name
         try:
             os.link(tmp, path)
         except FileExistsError:
             return self._same(path, key, data)
-        os.chmod(path, 0o444)
         _fsync_dir(path.parent)
         return True
 
@@ -108,6 +125,8 @@ class FilesystemStore(EvidenceStore):
             return self._path(key).open("rb")
         except FileNotFoundError:
             raise NotFound(f"{key} is not in the store") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key}: {exc.strerror or exc}") from exc
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -127,7 +146,10 @@ class FilesystemStore(EvidenceStore):
                     yield key
 
     def check_writable(self) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.root}: {exc.strerror or exc}") from exc
         if not os.access(self.root, os.W_OK):
             raise StoreError(f"{self.root} is not writable")
         return f"{self.describe()}: writable (files are made read-only; not WORM-enforced)"

@@ -84,21 +84,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_observations_kind_time", "observations", ["kind", "valid_from"])
     op.create_table(
-        "observation_stage",
-        sa.Column("id", BIGID, primary_key=True),
-        sa.Column("run_id", sa.String(32), nullable=False),
-        sa.Column("kind", sa.String(100), nullable=False),
-        sa.Column("subject", sa.String(1000), nullable=False),
-        sa.Column("scope", sa.String(500), nullable=False),
-        sa.Column("observed_at", UTCDateTime()),
-        sa.Column("attributes", sa.JSON, nullable=False),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("record_index", sa.Integer),
-    )
-    op.create_index(
-        "ix_observation_stage_run", "observation_stage", ["run_id", "kind", "subject"]
-    )
-    op.create_table(
         "pseudonyms",
         sa.Column("pseudonym", sa.String(100), primary_key=True),
         sa.Column("identity", sa.String(1000), nullable=False),
@@ -109,7 +94,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in (
         "pseudonyms",
-        "observation_stage",
         "observations",
         "checkpoints",
         "ledger_entries",
