@@ -25,19 +25,12 @@ from evidence.config import Settings, load_settings
 from evidence.db.session import make_engine, upgrade
 from evidence.services import setup
 from evidence.services.runtime import Runtime, open_runtime
+from realparts import CI, need  # noqa: F401  (re-exported for tests)
 
-CI = os.environ.get("CI") == "true"
 PG_URL = os.environ.get(
     "EVIDENCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def need(reason: str) -> None:
-    """A real part is missing: skip locally, fail under CI."""
-    if CI:
-        pytest.fail(f"required under CI: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

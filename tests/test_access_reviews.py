@@ -295,3 +295,39 @@ def test_a_credential_the_tenant_refuses_fails_the_run(graph, monkeypatch):
     assert run_json["status"] == "failed"
     assert run_json["errors"][0]["code"] == "authentication"
     assert "not-the-secret" not in result.out
+
+
+def _review_statuses(ws) -> dict[str, str]:
+    from evidence.services.assess import status
+
+    found: dict[str, str] = {}
+    for fw in status(ws.runtime()).frameworks:
+        for control in fw.controls:
+            for check, _via in control.checks:
+                found[check.check_id] = check.status
+            if (fw.id, control.id) in {("soc2", "CC6.2"), ("iso27001", "A.5.18")}:
+                found[f"{fw.id}:{control.id}"] = control.status
+    return found
+
+
+def test_a_failing_page_leaves_the_access_review_controls_in_error(graph, fake):
+    fake.fault(
+        "GET",
+        f"{BASE}/{DEF_B}/instances/{INST_B}/decisions",
+        server_error(500),
+        times=None,
+        query_contains="page2",
+    )
+    assert run(graph).status == "partial"
+    found = _review_statuses(graph)
+    assert found["access-review-recent"] == "error"
+    assert found["soc2:CC6.2"] == "error"
+    assert found["iso27001:A.5.18"] == "error"
+
+
+def test_no_definitions_listing_leaves_the_controls_in_error(graph, fake):
+    fake.fault("GET", BASE, forbidden(), times=None)
+    assert run(graph).status == "failed"
+    found = _review_statuses(graph)
+    assert found["access-review-recent"] == "error"
+    assert found["soc2:CC6.2"] == "error"

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from conftest import need
 from evidence.db import tables as t
 from evidence.db.ageing import get_first_seen, list_open_findings
 from evidence.services.collect import run_source
+from realparts import need
 
 SCANS = Path(__file__).parent / "fixtures" / "vulnerability_scans"
 CENTOS = SCANS / "trivy" / "trivy_image_centos7_will_not_fix.json"

@@ -390,7 +390,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
             print(f"  verify: {verdict} ({report.checked['entries']} ledger entries)")
         if result.assessment is not None:
-            print("  control status (the sample data feeds only the example checks):")
+            print("  control status on the SAMPLE DATA (not-assessed: the sample lacks it):")
             _print_summary(result.assessment)
             for fw in result.assessment.frameworks:
                 for c in fw.controls:
@@ -398,7 +398,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                         print(f"    {fw.id} {c.id}: {c.status}")
         for name, where in result.outputs.items():
             print(f"  {name}: {where}")
-        print(f"  try: evidence --config {result.workdir / 'config.toml'} verify")
+        config = result.workdir / "config.toml"
+        print(f"  try: evidence --config {config} verify")
+        print(f"       evidence --config {config} status --framework soc2")
     ok = result.verification is not None and result.verification.ok
     return 0 if ok and all(r.status == "complete" for r in result.runs) else 3
 

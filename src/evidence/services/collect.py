@@ -16,11 +16,11 @@ so that a crash at any point leaves nothing recorded as stored that is not:
 A crash before 3 commits leaves no observation changes; the next run marks the
 run ``failed`` (interrupted) and removes its spool files. A crash after 3
 leaves a pending artifact in the outbox that the next run publishes; ``verify``
-counts it as pending, not as a problem. A crash inside 4 leaves blobs, or ledger entries and a checkpoint,
-in the store but not in the database: publishing again puts the same bytes
-(a no-op) and the ledger adopts what the store already holds. When the store
-is unreachable, step 4 waits for the next run; a pending artifact that cannot
-be published never blocks new runs.
+counts it as pending, not as a problem. A crash inside 4 leaves blobs, or
+ledger entries and a checkpoint, in the store but not in the database:
+publishing again puts the same bytes (a no-op) and the ledger adopts what the
+store already holds. When the store is unreachable, step 4 waits for the next
+run; a pending artifact that cannot be published never blocks new runs.
 
 A stop request (SIGTERM, SIGINT) raises ``Interrupted``: before 3, the run is
 recorded ``failed`` with an ``interrupted`` error and its spool files go;
