@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -174,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM where a command handles it
         print(f"evidence: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
         return 3
+    except BrokenPipeError:  # `evidence status | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
+        return 0
 
 
 def _fail(args: argparse.Namespace, exc: EvidenceError) -> int:
