@@ -25,16 +25,26 @@ EMAIL = re.compile(
     r"[A-Za-z0-9._%+'#-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])"
 )
 
-# The same pattern over canonical JSON bytes: a cheap test of whether a record
-# can hold an address at all. Sound as a filter, because canonical JSON never
-# escapes the characters an address is made of, so any address in any string
-# of the record also stands verbatim in its bytes (``@odata.nextLink`` keys do
-# not match, so Azure payloads are not walked for nothing).
-EMAIL_BYTES = re.compile(EMAIL.pattern.encode("ascii"))
+# The same test over canonical JSON bytes: can a record hold an address at all?
+# Sound as a filter, because canonical JSON never escapes the characters an
+# address is made of, so any address in any string of the record also stands
+# verbatim in its bytes (``@odata.nextLink`` keys do not match, so Azure
+# payloads are not walked for nothing). It looks only at each "@" and what
+# surrounds it: a regex search over the whole line would retry every start
+# inside long identifiers.
+_LOCAL_PART_BYTES = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+'#-"
+)
+_AT_DOMAIN = re.compile(rb"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])")
 
 
 def may_hold_address(canonical: bytes) -> bool:
-    return b"@" in canonical and EMAIL_BYTES.search(canonical) is not None
+    at = canonical.find(b"@")
+    while at != -1:
+        if at and canonical[at - 1] in _LOCAL_PART_BYTES and _AT_DOMAIN.match(canonical, at):
+            return True
+        at = canonical.find(b"@", at + 1)
+    return False
 
 
 class Pseudonymizer:
