@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import Field, model_validator
@@ -44,9 +44,13 @@ def subscription_scope(subscription_id: str) -> str:
     return f"/subscriptions/{subscription_id.lower()}"
 
 
-def access_for(env: CollectorEnv, options: AzureScopeOptions) -> AzureAccess:
-    """The run's Azure access. Tests may put ``sleep`` (a recorder) and ``credential`` in
-    ``env.extra``; the service passes neither."""
+class _TimedOptions(Protocol):
+    timeout_seconds: float
+
+
+def access_for(env: CollectorEnv, options: _TimedOptions) -> AzureAccess:
+    """The run's Azure access, for every Azure and Graph collector. Tests may put
+    ``sleep`` (a recorder) and ``credential`` in ``env.extra``; the service passes neither."""
     credential = env.credential_factory() if env.credential_factory else env.extra.get("credential")
     kwargs: dict[str, Any] = {"read_timeout": options.timeout_seconds, "base_dir": env.base_dir}
     if "sleep" in env.extra:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from evidence.collectors.azure._auth import AzureAccess, open_access
+from evidence.collectors.azure._common import access_for, finish
 from evidence.collectors.azure._rest import RestClient, RestError
 from evidence.collectors.base import CollectContext, Collector, CollectorOptions
 from evidence.collectors.files._normalize import arr, iso, obj, parse_time
@@ -71,7 +71,7 @@ class AccessReviewsCollector(Collector):
     options: AccessReviewsOptions
 
     def collect(self, ctx: CollectContext) -> Iterator[Any]:
-        access = self._access()
+        access = access_for(self.env, self.options)
         graph_url = str(getattr(self.env.azure, "graph_url", "https://graph.microsoft.com")).rstrip(
             "/"
         )
@@ -95,27 +95,8 @@ class AccessReviewsCollector(Collector):
                 ctx.scopes[scope].records = len(records)
                 yield from records
         finally:
-            ctx.retries = access.retries.count
-            if self.options.note:
-                ctx.provenance["note"] = self.options.note
-            if access.retries.reasons:
-                ctx.provenance["retry_reasons"] = dict(access.retries.reasons)
+            finish(access, ctx, self.options.note)
             client.close()
-
-    def _access(self) -> AzureAccess:
-        extra = self.env.extra
-        credential = (
-            self.env.credential_factory()
-            if self.env.credential_factory
-            else extra.get("credential")
-        )
-        kwargs: dict[str, Any] = {
-            "read_timeout": self.options.timeout_seconds,
-            "base_dir": self.env.base_dir,
-        }
-        if "sleep" in extra:
-            kwargs["sleep"] = extra["sleep"]
-        return open_access(self.env.azure, credential=credential, **kwargs)
 
     def _definitions(
         self, client: RestClient, base: str, ctx: CollectContext

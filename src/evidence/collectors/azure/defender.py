@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from evidence.collectors.azure._auth import AzureAccess, open_access
+from evidence.collectors.azure._common import access_for, finish
 from evidence.collectors.azure._rest import RestClient, RestError
 from evidence.collectors.base import CollectContext, Collector, CollectorOptions
 from evidence.collectors.files._normalize import obj, parse_time, severity_from_label, text
@@ -57,7 +57,7 @@ class DefenderCollector(Collector):
     options: DefenderOptions
 
     def collect(self, ctx: CollectContext) -> Iterator[Any]:
-        access = self._access()
+        access = access_for(self.env, self.options)
         client = RestClient(access, access.resource_manager_url, access.arm_scope)
         ctx.query["resource_manager_url"] = access.resource_manager_url
         ctx.provenance["api_versions"] = {
@@ -78,24 +78,8 @@ class DefenderCollector(Collector):
                 ctx.scopes[scope].records = len(records)
                 yield from records
         finally:
-            ctx.retries = access.retries.count
-            if self.options.note:
-                ctx.provenance["note"] = self.options.note
-            if access.retries.reasons:
-                ctx.provenance["retry_reasons"] = dict(access.retries.reasons)
+            finish(access, ctx, self.options.note)
             client.close()
-
-    def _access(self) -> AzureAccess:
-        extra = self.env.extra
-        factory = self.env.credential_factory
-        credential = factory() if factory else extra.get("credential")
-        kwargs: dict[str, Any] = {
-            "read_timeout": self.options.timeout_seconds,
-            "base_dir": self.env.base_dir,
-        }
-        if "sleep" in extra:
-            kwargs["sleep"] = extra["sleep"]
-        return open_access(self.env.azure, credential=credential, **kwargs)
 
     def _subscription(
         self, client: RestClient, subscription: str, ctx: CollectContext
