@@ -7,7 +7,7 @@ service's own error code and the collector carries on with the next one.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import orjson
@@ -150,6 +150,21 @@ def discover_subscriptions(
     api = getattr(getattr(client, "_config", None), "api_version", MANAGEMENT_GROUPS_API)
     ctx.provenance.setdefault("api_versions", {})["management_groups"] = str(api)
     return sorted(set(found))
+
+
+def with_access(
+    env: CollectorEnv,
+    options: AzureScopeOptions,
+    ctx: CollectContext,
+    body: Callable[[AzureAccess, CollectContext], Iterator[Any]],
+) -> Iterator[Any]:
+    """Run ``body`` with the run's Azure access, and record what the pipeline counted
+    however it ends (also when a scope or the whole run fails)."""
+    access = access_for(env, options)
+    try:
+        yield from body(access, ctx)
+    finally:
+        finish(access, ctx, options.note)
 
 
 def finish(access: AzureAccess, ctx: CollectContext, note: str = "") -> None:

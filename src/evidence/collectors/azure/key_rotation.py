@@ -21,12 +21,11 @@ from typing import Any, ClassVar
 from evidence.collectors.azure._auth import AzureAccess
 from evidence.collectors.azure._common import (
     AzureScopeOptions,
-    access_for,
     azure_errors,
     discover_subscriptions,
     error_code,
-    finish,
     subscription_scope,
+    with_access,
 )
 from evidence.collectors.base import CollectContext, Collector
 from evidence.domain.canonical import utc_text
@@ -49,11 +48,7 @@ class KeyRotationCollector(Collector):
     options: KeyRotationOptions
 
     def collect(self, ctx: CollectContext) -> Iterator[Any]:
-        access = access_for(self.env, self.options)
-        try:
-            yield from self._collect(access, ctx)
-        finally:
-            finish(access, ctx, self.options.note)
+        return with_access(self.env, self.options, ctx, self._collect)
 
     def _collect(self, access: AzureAccess, ctx: CollectContext) -> Iterator[Any]:
         ctx.provenance["api_versions"] = {

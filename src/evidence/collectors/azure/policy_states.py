@@ -26,14 +26,13 @@ from evidence.collectors.azure._auth import AzureAccess
 from evidence.collectors.azure._common import (
     AzureScopeOptions,
     RawPages,
-    access_for,
     azure_errors,
     discover_subscriptions,
     error_code,
-    finish,
     iter_values,
     raw_listing,
     subscription_scope,
+    with_access,
 )
 from evidence.collectors.base import CollectContext, Collector
 from evidence.domain.canonical import utc_text
@@ -101,11 +100,7 @@ class PolicyStatesCollector(Collector):
     options: PolicyStatesOptions
 
     def collect(self, ctx: CollectContext) -> Iterator[Any]:
-        access = access_for(self.env, self.options)
-        try:
-            yield from self._collect(access, ctx)
-        finally:
-            finish(access, ctx, self.options.note)
+        return with_access(self.env, self.options, ctx, self._collect)
 
     def _collect(self, access: AzureAccess, ctx: CollectContext) -> Iterator[Any]:
         from azure.mgmt.policyinsights.models import QueryOptions

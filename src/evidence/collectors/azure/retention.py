@@ -35,12 +35,11 @@ import orjson
 from evidence.collectors.azure._auth import AzureAccess
 from evidence.collectors.azure._common import (
     AzureScopeOptions,
-    access_for,
     azure_errors,
     discover_subscriptions,
     error_code,
-    finish,
     subscription_scope,
+    with_access,
 )
 from evidence.collectors.base import CollectContext, Collector
 from evidence.domain.observation import Observation
@@ -81,11 +80,7 @@ class RetentionCollector(Collector):
     options: RetentionOptions
 
     def collect(self, ctx: CollectContext) -> Iterator[Any]:
-        access = access_for(self.env, self.options)
-        try:
-            yield from self._collect(access, ctx)
-        finally:
-            finish(access, ctx, self.options.note)
+        return with_access(self.env, self.options, ctx, self._collect)
 
     def _collect(self, access: AzureAccess, ctx: CollectContext) -> Iterator[Any]:
         ctx.provenance["api_versions"] = dict(API_VERSIONS)
