@@ -2,7 +2,8 @@
 
 Target: verify at least half the speed of the floor (the floor reads every file
 in the store and hashes it; verify also splits lines, builds Merkle trees,
-checks the ledger, signatures and the database index). Uses the deployment in
+checks the ledger, signatures and the database index). It measures whichever
+leaf hasher runs (native unless $EVIDENCE_PURE_PYTHON is set) and says which. Uses the deployment in
 ``--workdir`` (e.g. one kept by ``bench_ingest.py --keep``), or builds one by
 collecting ``--records`` records (default 1,000,000, or $BENCH_VERIFY_RECORDS)
 twice. Rounds alternate floor and verify; the best of each counts.
@@ -24,6 +25,7 @@ import _workspace
 from records import write_jsonl
 
 from evidence.config import load_settings
+from evidence.domain.merkle import NATIVE
 from evidence.services.collect import run_source
 from evidence.services.runtime import open_runtime
 from evidence.services.verify import verify
@@ -92,8 +94,9 @@ def main(argv: list[str]) -> int:
     speed = best_floor / best_verify
     mb = size / 1e6
     verdict = "ok" if speed >= TARGET else "BELOW TARGET"
+    route = "native leaf hashing" if NATIVE else "pure-Python leaf hashing"
     print(
-        f"verify: {mb:,.0f} MB in the store, {result.checked['records']:,} records; "
+        f"verify ({route}): {mb:,.0f} MB in the store, {result.checked['records']:,} records; "
         f"floor SHA-256 {mb / best_floor:,.0f} MB/s; verify {mb / best_verify:,.0f} MB/s; "
         f"{speed:.2f}x the floor's speed (target >= {TARGET}x) {verdict}"
     )

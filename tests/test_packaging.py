@@ -4,9 +4,11 @@ reach, ``evidence --help``, ``init`` and ``demo`` work and find their data."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,34 @@ def test_help_init_and_demo_from_the_wheel(installed: Path, tmp_path: Path) -> N
     demo = _run(installed, tmp_path, "demo", "--workdir", "demo", "--json")
     assert demo.returncode == 0, demo.stderr
     assert '"sample_data": true' in demo.stdout
+
+    doctor = _run(installed, tmp_path, "--config", "demo/config.toml", "doctor")
+    assert "ok   hashing: native Merkle leaf hashing" in doctor.stdout, doctor.stdout
+
+
+def test_a_machine_without_a_compiler_still_gets_a_wheel(tmp_path: Path) -> None:
+    """The native leaf hasher is optional: when it cannot be compiled, the wheel is
+    built without it (the pure-Python route then runs, see test_linetree)."""
+    source = tmp_path / "source"  # a copy with no compiled module or build folder in it
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".*", "build", "dist", "var", "node_modules", "*.so", "*.egg-info", "__pycache__"
+        ),
+    )
+    env = {**os.environ, "CC": "false"}
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("evidence-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "evidence/domain/merkle.py" in names
+    assert not [name for name in names if name.endswith(".so")]

@@ -350,3 +350,33 @@ def test_signature_base64_is_checked_strictly(three_runs):
     doc["signature"] = base64.b64encode(b"\x00" * 64).decode()
     three_runs.rewrite(key, canonicalize(doc))
     assert_only(three_runs, "signature-invalid", key)
+
+
+# ---- the pure-Python route ------------------------------------------------------------------
+@pytest.fixture
+def pure_python(monkeypatch):
+    """Verify with the Python line tree (what runs where the native module is not built)."""
+    from evidence.domain.merkle import PyLineTree
+    from evidence.services import verify as verify_service
+
+    monkeypatch.setattr(verify_service, "LineTree", PyLineTree)
+
+
+@pytest.mark.parametrize("damage", ["none", "flip", "truncate", "pad", "join-lines"])
+def test_pure_python_route_judges_contents_the_same(three_runs, pure_python, damage):
+    key = content_key(three_runs.contents[1])
+    data = three_runs.path(key).read_bytes()
+    if damage == "none":
+        code, report = three_runs.verify()
+        assert (code, report["problems"]) == (0, [])
+        assert report["checked"]["records"] == 15
+        return
+    changed = {
+        "flip": lambda: data.replace(b"run1-r3", b"run1-r4"),
+        "truncate": lambda: data[:-1],
+        "pad": lambda: data + b"{}\n",
+        "join-lines": lambda: data.replace(b"}\n{", b"},{", 1),
+    }[damage]()
+    three_runs.rewrite(key, changed)
+    kind = "modified" if damage in {"flip", "pad"} else "malformed"
+    assert_only(three_runs, kind, key)

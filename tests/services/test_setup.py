@@ -79,6 +79,18 @@ def test_doctor_all_good(workspace):
     assert {c["name"] for c in doc["checks"]} >= {"config", "database", "store", "signing-key"}
 
 
+def test_doctor_says_which_leaf_hasher_runs(workspace, monkeypatch):
+    from evidence.domain import merkle
+
+    monkeypatch.setattr(merkle, "NATIVE", True)
+    assert "ok   hashing: native Merkle leaf hashing" in workspace.cli("doctor").out
+    monkeypatch.setattr(merkle, "NATIVE", False)
+    monkeypatch.setenv("EVIDENCE_PURE_PYTHON", "1")
+    result = workspace.cli("doctor")
+    assert result.code == 0
+    assert "ok   hashing: pure-Python Merkle leaf hashing (EVIDENCE_PURE_PYTHON is" in result.out
+
+
 def test_doctor_reports_each_failure_with_exit_2(workspace):
     (workspace.root / "var" / "signing-key.pem").unlink()
     result = workspace.cli("doctor")

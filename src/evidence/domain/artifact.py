@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from evidence.domain.canonical import canonicalize
 from evidence.domain.digest import Digest
-from evidence.domain.merkle import MerkleBuilder
+from evidence.domain.merkle import LineTree
 
 ENVELOPE_SCHEMA = "evidence.envelope/1"
 MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -26,13 +26,13 @@ class ArtifactWriter:
     def __init__(self, sink: IO[bytes], *, max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         self._sink = sink
         self._content = hashlib.sha256()
-        self._tree = MerkleBuilder()
+        self._tree = LineTree()  # leaves are the lines: it is fed what is written
         self.max_record_bytes = max_record_bytes
         self.bytes_written = 0
 
     @property
     def record_count(self) -> int:
-        return self._tree.size
+        return self._tree.count
 
     def add(self, record: Any) -> bytes:
         """Append one record; return its canonical bytes (without the newline)."""
@@ -49,8 +49,8 @@ class ArtifactWriter:
                 f"{self.max_record_bytes}",
                 remedy="split it, or raise [collect] max_record_bytes",
             )
-        self._tree.add(line)
         data = line + b"\n"
+        self._tree.update(data)
         self._content.update(data)
         self._sink.write(data)
         self.bytes_written += len(data)

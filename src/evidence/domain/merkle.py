@@ -10,7 +10,9 @@ return a quiet False.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -101,6 +103,67 @@ class MerkleBuilder:
         for _, left in reversed(self._stack[:-1]):
             current = node_hash(left, current)
         return current
+
+
+class LineTreeLike(Protocol):
+    """A Merkle tree over newline-terminated lines, fed in pieces of any size."""
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+    def root(self) -> bytes: ...
+
+
+class PyLineTree:
+    """Pure-Python ``LineTree``: each line ending in ``\\n`` is a leaf (without the ``\\n``).
+
+    The native module ``_linetree`` does the same in C without the GIL; this
+    class is the fallback where it could not be built, and the reference the
+    tests hold it to.
+    """
+
+    __slots__ = ("_tail", "_tree")
+
+    def __init__(self) -> None:
+        self._tree = MerkleBuilder()
+        self._tail = b""
+
+    @property
+    def count(self) -> int:
+        return self._tree.size
+
+    @property
+    def pending(self) -> int:
+        return len(self._tail)
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        lines = bytes(data).split(b"\n")
+        lines[0] = self._tail + lines[0]
+        self._tail = lines.pop()
+        self._tree.extend(leaf_hashes(lines))
+
+    def root(self) -> bytes:
+        return self._tree.root()
+
+
+def _line_tree_class() -> type[LineTreeLike]:
+    """The native tree when it was built, unless $EVIDENCE_PURE_PYTHON asks for Python."""
+    if os.environ.get("EVIDENCE_PURE_PYTHON"):
+        return PyLineTree
+    try:
+        from evidence.domain._linetree import LineTree as native
+    except ImportError:
+        return PyLineTree
+    return native
+
+
+LineTree = _line_tree_class()
+NATIVE = LineTree is not PyLineTree
 
 
 def root_of(leaf_hashes: Sequence[bytes]) -> bytes:

@@ -11,6 +11,7 @@ import orjson
 
 from evidence.config import Settings
 from evidence.db.session import current_revision, head_revision, make_engine, upgrade
+from evidence.domain import merkle
 from evidence.domain.ledger import SignedCheckpoint
 from evidence.errors import EvidenceError
 from evidence.services import keys
@@ -123,6 +124,18 @@ def _check_state(settings: Settings) -> Check:
     return Check("state", True, f"{state}: writable; witness checkpoint present")
 
 
+def _check_hashing() -> Check:
+    """Which Merkle leaf hasher runs; the Python one is correct, only slower."""
+    if merkle.NATIVE:
+        return Check("hashing", True, "native Merkle leaf hashing (libcrypto)")
+    why = (
+        "EVIDENCE_PURE_PYTHON is set"
+        if os.environ.get("EVIDENCE_PURE_PYTHON")
+        else "the native module was not built"
+    )
+    return Check("hashing", True, f"pure-Python Merkle leaf hashing ({why}; verify is slower)")
+
+
 def doctor(settings: Settings) -> list[Check]:
     """One check per part; each says what it found or what is wrong."""
     checks = [Check("config", True, f"{settings.config_path} is valid")]
@@ -177,6 +190,7 @@ def doctor(settings: Settings) -> list[Check]:
         checks.append(Check("pseudonym-key", True, "present"))
     except EvidenceError as exc:
         checks.append(Check("pseudonym-key", False, str(exc)))
+    checks.append(_check_hashing())
     from evidence.collectors.base import CollectorEnv
     from evidence.services.collect import build_collector
 
