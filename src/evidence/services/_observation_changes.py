@@ -100,6 +100,18 @@ class ObservationSpool:
             self._sink.close()
             self._sink = None
 
+    def mark(self) -> tuple[int, int]:
+        """Where the spool stands now, for ``rewind``."""
+        assert self._sink is not None, "spool is not open"
+        return self._sink.tell(), self.count
+
+    def rewind(self, mark: tuple[int, int]) -> None:
+        """Take back every observation spooled since ``mark``."""
+        assert self._sink is not None, "spool is not open"
+        position, self.count = mark
+        self._sink.seek(position)
+        self._sink.truncate()
+
     def add(self, obs: Observation, attributes: bytes, record_index: int) -> None:
         """Spool ``obs`` whose attributes' canonical bytes are ``attributes``."""
         assert self._sink is not None, "spool is not open"

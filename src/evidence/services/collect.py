@@ -47,7 +47,7 @@ from evidence.collectors.base import CollectContext, Collector, CollectorEnv
 from evidence.collectors.registry import get_collector
 from evidence.config import SourceSettings, describe_validation
 from evidence.db import tables as t
-from evidence.domain.artifact import ArtifactWriter, Envelope
+from evidence.domain.artifact import ArtifactWriter, Envelope, WriterMark
 from evidence.domain.canonical import canonicalize, utc_text
 from evidence.domain.digest import Digest
 from evidence.domain.ledger import content_key, envelope_key
@@ -179,6 +179,8 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
     observations = ObservationSpool(_observation_spool(rt, run_id))
     with spool.open("wb") as sink, observations:
         writer = ArtifactWriter(sink, max_record_bytes=rt.settings.collect.max_record_bytes)
+        savepoint = _ScopeSavepoint(writer, observations, pseudo)
+        ctx.scope_started, ctx.scope_discarded = savepoint.start, savepoint.discard
         try:
             for record in collector.collect(ctx):
                 _take(record, writer, collector, pseudo, observations)
@@ -273,6 +275,30 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
     except StoreError as exc:
         result.store_error = str(exc)
     return result
+
+
+class _ScopeSavepoint:
+    """Where the current scope's records begin in all they went into (the artifact,
+    the observation spool, the new pseudonyms), so that a scope the collector
+    discards (``CollectContext.discard_scope``) contributes nothing."""
+
+    def __init__(
+        self, writer: ArtifactWriter, observations: ObservationSpool, pseudo: Pseudonymizer
+    ) -> None:
+        self._writer, self._observations, self._pseudo = writer, observations, pseudo
+        self._mark: tuple[WriterMark, tuple[int, int], int] | None = None
+
+    def start(self, scope: str) -> None:
+        self._mark = (self._writer.mark(), self._observations.mark(), len(self._pseudo.seen))
+
+    def discard(self, scope: str) -> None:
+        assert self._mark is not None, "a scope is discarded before any started"
+        writer_mark, spool_mark, known = self._mark
+        self._writer.rewind(writer_mark)
+        self._observations.rewind(spool_mark)
+        # ``seen`` only grows, in insertion order: what came after the mark is the scope's.
+        for pseudonym in list(self._pseudo.seen)[known:]:
+            del self._pseudo.seen[pseudonym]
 
 
 def _take(
