@@ -341,17 +341,18 @@ def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes]]]
     """
     if type(record) is not dict or not 0 < len(record) <= MEMBERWISE_MAX:
         return canonicalize(record), {}
-    if not all(type(key) is str for key in record):
+    order = _member_order(record)
+    if order is None:
         return canonicalize(record), {}  # raises, naming the key's path
     members: dict[int, tuple[Any, bytes]] = {}
     parts: list[bytes] = []
     try:
-        for key in sorted(record, key=_utf16):
+        for key, name in order:
             value = record[key]
             text = canonicalize(value)
             if type(value) is dict:
                 members[id(value)] = (value, text)
-            parts.append(_member_name(key) + b":" + text)
+            parts.append(name + text)
     except CanonicalizationError:
         return canonicalize(record), {}  # raises again, naming the value's path
     line = b"{" + b",".join(parts) + b"}"
@@ -359,17 +360,22 @@ def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes]]]
     return line, members
 
 
-_NAMES: dict[str, bytes] = {}
+# A collector's records share a few sets of member names: their JCS order and
+# canonical ``"name":`` prefixes are worked out once per set.
+_ORDERS: dict[tuple[Any, ...], tuple[tuple[str, bytes], ...]] = {}
 
 
-def _member_name(key: str) -> bytes:
-    """Canonical bytes of a member name; record names repeat, so they are remembered."""
-    text = _NAMES.get(key)
-    if text is None:
-        text = canonicalize(key)
-        if len(_NAMES) < 4096:
-            _NAMES[key] = text
-    return text
+def _member_order(record: dict[Any, Any]) -> tuple[tuple[str, bytes], ...] | None:
+    """``(name, canonical name + ":")`` in JCS order; None when a name is not a string."""
+    names = tuple(record)
+    order = _ORDERS.get(names)
+    if order is None:
+        if not all(type(name) is str for name in names):
+            return None
+        order = tuple((name, canonicalize(name) + b":") for name in sorted(names, key=_utf16))
+        if len(_ORDERS) < 4096:
+            _ORDERS[names] = order
+    return order
 
 
 def _utf16(key: str) -> bytes:
