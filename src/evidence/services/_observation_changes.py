@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -180,36 +181,40 @@ def apply_changes(
     seen = bytearray((high - low) // 8 + 1) if had_open else bytearray()
     base = low or 0
     added = closed = 0
-    for batch in read_spool(spool):
-        latest: dict[tuple[str, str], Spooled] = {}
-        for row in batch:
-            if ok_scopes is None or row.scope in ok_scopes:
-                latest[(row.kind, row.subject)] = row
-        if not latest:
-            continue
-        current = _open_rows(conn, source, latest) if had_open else {}
-        inserts: list[Spooled] = []
-        replaces: list[tuple[int, Spooled]] = []
-        closes: list[int] = []
-        for key, row in latest.items():
-            found = current.get(key)
-            if found is None:
-                inserts.append(row)
-            elif found.envelope == envelope:
-                replaces.append((found.id, row))  # a subject this run already observed
-            else:
-                offset = found.id - base
-                seen[offset >> 3] |= 1 << (offset & 7)
-                if found.fingerprint != row.fingerprint:
-                    closes.append(found.id)
+    with _NewRows(conn, source, envelope, collected_at) as new_rows:
+        for batch in read_spool(spool):
+            latest: dict[tuple[str, str], Spooled] = {}
+            for row in batch:
+                if ok_scopes is None or row.scope in ok_scopes:
+                    latest[(row.kind, row.subject)] = row
+            if not latest:
+                continue
+            if had_open:
+                new_rows.finish()  # the lookups below must see every row added
+            current = _open_rows(conn, source, latest) if had_open else {}
+            inserts: list[Spooled] = []
+            replaces: list[tuple[int, Spooled]] = []
+            closes: list[int] = []
+            for key, row in latest.items():
+                found = current.get(key)
+                if found is None:
                     inserts.append(row)
-        closed += _close(conn, closes, collected_at)
-        _insert(conn, source, inserts, envelope, collected_at)
-        added += len(inserts)
-        if replaces:
-            restored = _replace(conn, source, replaces, envelope, collected_at)
-            added -= restored
-            closed -= restored
+                elif found.envelope == envelope:
+                    replaces.append((found.id, row))  # a subject this run already observed
+                else:
+                    offset = found.id - base
+                    seen[offset >> 3] |= 1 << (offset & 7)
+                    if found.fingerprint != row.fingerprint:
+                        closes.append(found.id)
+                        inserts.append(row)
+            closed += _close(conn, closes, collected_at)
+            new_rows.add(inserts)
+            added += len(inserts)
+            if replaces:
+                new_rows.finish()
+                restored = _replace(conn, source, replaces, envelope, collected_at)
+                added -= restored
+                closed -= restored
     if not had_open:
         added -= _drop_repeats(conn, source, envelope)
     elif int.from_bytes(seen, "little").bit_count() < open_count:
@@ -256,61 +261,106 @@ _INSERT_COLUMNS = (
 )
 
 
-def _insert(
-    conn: Connection, source: str, rows: list[Spooled], envelope: str, collected_at: datetime
-) -> None:
-    """Insert new rows with the driver's bulk path (COPY on PostgreSQL, executemany on
-    SQLite): the per-row cost of a generic executemany is most of an ingest otherwise."""
-    if not rows:
-        return
-    columns = ", ".join(_INSERT_COLUMNS)
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    if conn.dialect.name == "postgresql":
-        sql = f"COPY observations ({columns}) FROM STDIN"
-        with raw.cursor() as cursor, cursor.copy(sql) as copy:
-            for r in rows:
-                copy.write_row(
-                    (
-                        source,
-                        r.kind,
-                        r.subject,
-                        r.scope,
-                        r.observed_at,
-                        r.attributes,
-                        r.fingerprint,
-                        collected_at,
-                        envelope,
-                        r.record_index,
-                    )
-                )
-        return
-    # Times go in exactly as the UTCDateTime column type writes them.
-    to_db = t.UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    stamp = to_db(collected_at) if to_db else collected_at
-    marks = ", ".join("?" for _ in _INSERT_COLUMNS)
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(
-            f"INSERT INTO observations ({columns}) VALUES ({marks})",  # noqa: S608 (fixed names)
-            [
+class _NewRows:
+    """Inserts new rows with the driver's bulk path: the per-row cost of a generic
+    executemany is most of an ingest otherwise.
+
+    SQLite: one executemany per batch. PostgreSQL: COPY, kept open from batch to
+    batch until ``finish()``, so that the server (its own process) stores rows
+    while this one reads the next batch; any other statement on the connection
+    must wait for ``finish()``."""
+
+    def __init__(
+        self, conn: Connection, source: str, envelope: str, collected_at: datetime
+    ) -> None:
+        self._conn, self._source, self._envelope = conn, source, envelope
+        self._collected_at = collected_at
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        self._raw: Any = raw
+        self._copy: ExitStack | None = None
+        self._writer: Any = None
+
+    def __enter__(self) -> _NewRows:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._copy is not None:
+            copy, self._copy = self._copy, None
+            copy.__exit__(kind, exc, tb)  # on an error, the COPY is abandoned
+
+    def finish(self) -> None:
+        """End the COPY in progress, if any: every row added is then in the table."""
+        self.__exit__(None, None, None)
+
+    def add(self, rows: list[Spooled]) -> None:
+        if not rows:
+            return
+        if self._conn.dialect.name == "postgresql":
+            self._copy_rows(rows)
+        else:
+            self._executemany(rows)
+
+    def _copy_rows(self, rows: list[Spooled]) -> None:
+        if self._copy is None:
+            stack = ExitStack()
+            cursor = stack.enter_context(self._raw.cursor())
+            sql = f"COPY observations ({', '.join(_INSERT_COLUMNS)}) FROM STDIN"
+            self._writer = stack.enter_context(cursor.copy(sql))
+            self._copy = stack
+        write_row = self._writer.write_row
+        source, envelope, collected_at = self._source, self._envelope, self._collected_at
+        for r in rows:
+            write_row(
                 (
                     source,
                     r.kind,
                     r.subject,
                     r.scope,
-                    to_db(r.observed_at) if to_db and r.observed_at else r.observed_at,
+                    r.observed_at,
                     r.attributes,
                     r.fingerprint,
-                    stamp,
+                    collected_at,
                     envelope,
                     r.record_index,
                 )
-                for r in rows
-            ],
-        )
-    finally:
-        cursor.close()
+            )
+
+    def _executemany(self, rows: list[Spooled]) -> None:
+        dialect = self._conn.dialect
+        # Times go in exactly as the UTCDateTime column type writes them.
+        to_db = t.UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+        stamp = to_db(self._collected_at) if to_db else self._collected_at
+        columns = ", ".join(_INSERT_COLUMNS)
+        marks = ", ".join("?" for _ in _INSERT_COLUMNS)
+        source, envelope = self._source, self._envelope
+        cursor = self._raw.cursor()
+        try:
+            cursor.executemany(
+                f"INSERT INTO observations ({columns}) VALUES ({marks})",  # noqa: S608 (fixed names)
+                [
+                    (
+                        source,
+                        r.kind,
+                        r.subject,
+                        r.scope,
+                        to_db(r.observed_at) if to_db and r.observed_at else r.observed_at,
+                        r.attributes,
+                        r.fingerprint,
+                        stamp,
+                        envelope,
+                        r.record_index,
+                    )
+                    for r in rows
+                ],
+            )
+        finally:
+            cursor.close()
 
 
 def _replace(
