@@ -1,10 +1,11 @@
 """Observations kept as changes: one run's observations applied to ``observations``.
 
-While records stream, ``ObservationSpool`` writes each observation to a file in
-the outbox (a small JSON header, then the attributes' canonical JSON, one line
-each), so nothing touches the database during collection and nothing is held in
-memory. Once the run's envelope, and so its hash, is known, ``apply_changes``
-reads the spool back in batches inside the run's final transaction:
+While records stream, ``ObservationSpool`` writes the observations to a file in
+the outbox, a batch at a time (the fields a row needs, the attributes as their
+canonical JSON text), so nothing touches the database during collection and no
+more than a batch is held in memory. Once the run's envelope, and so its hash,
+is known, ``apply_changes`` reads the spool back batch by batch inside the run's
+final transaction:
 
 * a fact new to the source opens a row (``valid_from`` = the run's time);
 * a fact whose fingerprint changed closes its open row and opens a new one;
@@ -21,6 +22,7 @@ over row ids, so memory stays flat however many observations a run has.
 from __future__ import annotations
 
 import hashlib
+import marshal
 from array import array
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -29,7 +31,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NamedTuple
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
@@ -38,7 +39,6 @@ from evidence.domain.observation import Observation, fingerprint_text
 
 BATCH = 1000
 ANALYZE_AFTER = 10_000
-SEPARATOR = b"\x1f"  # never in canonical JSON or orjson output: control characters are escaped
 
 
 class _CanonicalJSON(sa.types.TypeDecorator[str]):
@@ -80,12 +80,17 @@ class Spooled(NamedTuple):
 
 
 class ObservationSpool:
-    """Append-only file of one run's observations (see the module docstring)."""
+    """Append-only file of one run's observations (see the module docstring).
+
+    Each batch is one ``marshal`` blob of ``Spooled`` field tuples after its length
+    (8 bytes): read back with one call per batch instead of a parse per line. The
+    file is this process's own scratch space in the outbox, read only by it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.count = 0
         self._sink: IO[bytes] | None = None
+        self._pending: list[tuple[Any, ...]] = []
 
     def __enter__(self) -> ObservationSpool:
         self._sink = self.path.open("wb")
@@ -98,57 +103,70 @@ class ObservationSpool:
         tb: TracebackType | None,
     ) -> None:
         if self._sink is not None:
-            self._sink.close()
-            self._sink = None
+            try:
+                if kind is None:
+                    self._flush()
+            finally:
+                self._sink.close()
+                self._sink = None
 
     def mark(self) -> tuple[int, int]:
         """Where the spool stands now, for ``rewind``."""
-        assert self._sink is not None, "spool is not open"
+        self._flush()
+        assert self._sink is not None
         return self._sink.tell(), self.count
 
     def rewind(self, mark: tuple[int, int]) -> None:
         """Take back every observation spooled since ``mark``."""
         assert self._sink is not None, "spool is not open"
         position, self.count = mark
+        self._pending = []
         self._sink.seek(position)
         self._sink.truncate()
 
     def add(self, obs: Observation, attributes: bytes, record_index: int) -> None:
         """Spool ``obs`` whose attributes' canonical bytes are ``attributes``."""
-        assert self._sink is not None, "spool is not open"
         observed = obs.observed_at.isoformat() if obs.observed_at is not None else None
         # Observation.fingerprint_of, without building a Digest per observation.
         fingerprint = hashlib.sha256(fingerprint_text(attributes, obs.observed_at, obs.scope))
-        head = orjson.dumps(
-            [obs.kind, obs.subject, obs.scope, observed, fingerprint.hexdigest(), record_index]
-        )
-        self._sink.write(head + SEPARATOR + attributes + b"\n")
-        self.count += 1
-
-
-def read_spool(path: Path, batch: int = BATCH) -> Iterator[list[Spooled]]:
-    """The spooled observations, in order, ``batch`` at a time."""
-    rows: list[Spooled] = []
-    with path.open("rb") as handle:
-        for line in handle:
-            head, _, attributes = line[:-1].partition(SEPARATOR)
-            kind, subject, scope, observed, fingerprint, index = orjson.loads(head)
-            rows.append(
-                Spooled(
-                    kind,
-                    subject,
-                    scope,
-                    datetime.fromisoformat(observed) if observed is not None else None,
-                    fingerprint,
-                    index,
-                    attributes.decode("utf-8"),
-                )
+        self._pending.append(
+            (
+                obs.kind,
+                obs.subject,
+                obs.scope,
+                observed,
+                fingerprint.hexdigest(),
+                record_index,
+                attributes.decode("utf-8"),
             )
-            if len(rows) >= batch:
-                yield rows
-                rows = []
-    if rows:
-        yield rows
+        )
+        self.count += 1
+        if len(self._pending) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._sink is not None, "spool is not open"
+        if self._pending:
+            blob = marshal.dumps(self._pending)
+            self._sink.write(len(blob).to_bytes(8, "little") + blob)
+            self._pending = []
+
+
+def read_spool(path: Path) -> Iterator[list[Spooled]]:
+    """The spooled observations, in order, a batch (at most ``BATCH``) at a time."""
+    make = Spooled._make
+    with path.open("rb") as handle:
+        while head := handle.read(8):
+            blob = handle.read(int.from_bytes(head, "little"))
+            batch = marshal.loads(blob)  # noqa: S302 (this run's own spool, written above)
+            yield [make(item) if item[3] is None else _timed(item) for item in batch]
+
+
+def _timed(item: tuple[Any, ...]) -> Spooled:
+    kind, subject, scope, observed, fingerprint, index, attributes = item
+    return Spooled(
+        kind, subject, scope, datetime.fromisoformat(observed), fingerprint, index, attributes
+    )
 
 
 class _Open(NamedTuple):
