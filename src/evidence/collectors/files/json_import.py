@@ -71,23 +71,30 @@ class JsonImportCollector(Collector):
         return "jsonl" if path.suffix.lower() in {".jsonl", ".ndjson"} else "json"
 
     def observe(self, record: Any, index: int) -> Iterable[Observation]:
+        # Called once per record of an import: a tuple, not a generator, and the
+        # file#line subject only built when the data names none.
         data = record["data"]
-        subject = f"{record['file']}#{record['line']}"
+        options = self.options
+        subject: str | None = None
         observed_at = None
         if isinstance(data, dict):
-            value = data.get(self.options.subject_field)
+            value = data.get(options.subject_field)
             if isinstance(value, str | int) and not isinstance(value, bool):
                 subject = str(value)
-            if self.options.observed_at_field:
-                observed_at = _parse_time(data.get(self.options.observed_at_field))
+            if options.observed_at_field:
+                observed_at = _parse_time(data.get(options.observed_at_field))
+        if subject is None:
+            subject = f"{record['file']}#{record['line']}"
         attributes = data if isinstance(data, dict) else {"value": data}
-        yield Observation(
-            kind=self.options.observation_kind,
-            subject=subject,
-            attributes=attributes,
-            observed_at=observed_at,
-            scope=record["file"],
-            record_index=index,
+        return (
+            Observation(
+                kind=options.observation_kind,
+                subject=subject,
+                attributes=attributes,
+                observed_at=observed_at,
+                scope=record["file"],
+                record_index=index,
+            ),
         )
 
 
