@@ -1,11 +1,12 @@
 """Observations kept as changes: one run's observations applied to ``observations``.
 
 While records stream, ``ObservationSpool`` writes the observations to a file in
-the outbox, a batch at a time (the fields a row needs, the attributes as their
-canonical JSON text), so nothing touches the database during collection and no
-more than a batch is held in memory. Once the run's envelope, and so its hash,
-is known, ``apply_changes`` reads the spool back batch by batch inside the run's
-final transaction:
+the outbox, a batch at a time (the fields a row needs, and the attributes'
+canonical JSON text, or only where that text stands in the run's content spool
+when it is part of a record: an imported record's data is), so nothing touches
+the database during collection and no more than a batch is held in memory.
+Once the run's envelope, and so its hash, is known, ``apply_changes`` reads the
+spool back batch by batch inside the run's final transaction:
 
 * a fact new to the source opens a row (``valid_from`` = the run's time);
 * a fact whose fingerprint changed closes its open row and opens a new one;
@@ -38,6 +39,7 @@ from evidence.db import tables as t
 from evidence.domain.observation import Observation, fingerprint_text
 
 BATCH = 1000
+READ_BUFFER = 1024 * 1024
 ANALYZE_AFTER = 10_000
 
 
@@ -124,8 +126,13 @@ class ObservationSpool:
         self._sink.seek(position)
         self._sink.truncate()
 
-    def add(self, obs: Observation, attributes: bytes, record_index: int) -> None:
-        """Spool ``obs`` whose attributes' canonical bytes are ``attributes``."""
+    def add(
+        self, obs: Observation, attributes: bytes, record_index: int, at: int | None = None
+    ) -> None:
+        """Spool ``obs`` whose attributes' canonical bytes are ``attributes``.
+
+        ``at``: where those bytes stand in the run's content spool, if they do;
+        then only their place is spooled (``read_spool`` reads them there)."""
         observed = obs.observed_at.isoformat() if obs.observed_at is not None else None
         # Observation.fingerprint_of, without building a Digest per observation.
         fingerprint = hashlib.sha256(fingerprint_text(attributes, obs.observed_at, obs.scope))
@@ -137,7 +144,7 @@ class ObservationSpool:
                 observed,
                 fingerprint.hexdigest(),
                 record_index,
-                attributes.decode("utf-8"),
+                attributes.decode("utf-8") if at is None else (at, len(attributes)),
             )
         )
         self.count += 1
@@ -152,20 +159,32 @@ class ObservationSpool:
             self._pending = []
 
 
-def read_spool(path: Path) -> Iterator[list[Spooled]]:
-    """The spooled observations, in order, a batch (at most ``BATCH``) at a time."""
-    make = Spooled._make
-    with path.open("rb") as handle:
+def read_spool(path: Path, content: Path) -> Iterator[list[Spooled]]:
+    """The spooled observations, in order, a batch (at most ``BATCH``) at a time.
+
+    ``content``: the run's content spool, where attributes spooled by place are
+    read (their places only grow, so it is read front to back)."""
+    with path.open("rb") as handle, content.open("rb", buffering=READ_BUFFER) as records:
         while head := handle.read(8):
             blob = handle.read(int.from_bytes(head, "little"))
             batch = marshal.loads(blob)  # noqa: S302 (this run's own spool, written above)
-            yield [make(item) if item[3] is None else _timed(item) for item in batch]
+            yield [_spooled(item, records) for item in batch]
 
 
-def _timed(item: tuple[Any, ...]) -> Spooled:
+def _spooled(item: tuple[Any, ...], records: IO[bytes]) -> Spooled:
     kind, subject, scope, observed, fingerprint, index, attributes = item
+    if type(attributes) is tuple:
+        at, size = attributes
+        records.seek(at)
+        attributes = records.read(size).decode("utf-8")
     return Spooled(
-        kind, subject, scope, datetime.fromisoformat(observed), fingerprint, index, attributes
+        kind,
+        subject,
+        scope,
+        None if observed is None else datetime.fromisoformat(observed),
+        fingerprint,
+        index,
+        attributes,
     )
 
 
@@ -180,12 +199,14 @@ def apply_changes(
     *,
     source: str,
     spool: Path,
+    content: Path,
     ok_scopes: set[str] | None,
     envelope: str,
     collected_at: datetime,
 ) -> tuple[int, int]:
     """Apply the spooled observations as changes; return (rows opened, rows closed).
 
+    ``content``: the run's content spool, which ``spool`` may point into.
     ``ok_scopes``: the scopes collected completely (None: the run has no scopes,
     everything counts).
     """
@@ -200,7 +221,7 @@ def apply_changes(
     base = low or 0
     added = closed = 0
     with _NewRows(conn, source, envelope, collected_at) as new_rows:
-        for batch in read_spool(spool):
+        for batch in read_spool(spool, content):
             latest: dict[tuple[str, str], Spooled] = {}
             for row in batch:
                 if ok_scopes is None or row.scope in ok_scopes:

@@ -313,15 +313,17 @@ def _take(
         record = pseudo.scrub(record, collector.personal_keys)
         line, members = _canonical_record(record)
     index = writer.record_count
+    start = writer.bytes_written
     writer.add_canonical(line)
     for obs in collector.observe(record, index):
         attributes = obs.attributes
+        position = index if obs.record_index is None else obs.record_index
         known = members.get(id(attributes))
         if known is not None and known[0] is attributes:
-            text = known[1]
+            # The attributes are part of the line just written: spool their place.
+            observations.add(obs, known[1], position, at=start + known[2])
         else:
-            text = canonicalize(attributes)
-        observations.add(obs, text, index if obs.record_index is None else obs.record_index)
+            observations.add(obs, canonicalize(attributes), position)
 
 
 # Records with at most this many members are canonicalized member by member, so
@@ -332,8 +334,9 @@ def _take(
 MEMBERWISE_MAX = 8
 
 
-def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes]]]:
-    """The canonical bytes of ``record``, and those of its object members by ``id``.
+def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes, int]]]:
+    """The canonical bytes of ``record``, and those of its object members by ``id``
+    with where they stand in the record's bytes.
 
     JCS writes an object as ``{`` + its members sorted by the UTF-16 code units
     of their names, each ``name:value`` in canonical form, joined by ``,`` + ``}``;
@@ -344,19 +347,22 @@ def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes]]]
     order = _member_order(record)
     if order is None:
         return canonicalize(record), {}  # raises, naming the key's path
-    members: dict[int, tuple[Any, bytes]] = {}
+    members: dict[int, tuple[Any, bytes, int]] = {}
     parts: list[bytes] = []
+    offset = 1  # after "{"
     try:
         for key, name in order:
             value = record[key]
             text = canonicalize(value)
             if type(value) is dict:
-                members[id(value)] = (value, text)
-            parts.append(name + text)
+                members[id(value)] = (value, text, offset + len(name))
+            part = name + text
+            parts.append(part)
+            offset += len(part) + 1  # and the ","
     except CanonicalizationError:
         return canonicalize(record), {}  # raises again, naming the value's path
     line = b"{" + b",".join(parts) + b"}"
-    members[id(record)] = (record, line)
+    members[id(record)] = (record, line, 0)
     return line, members
 
 
@@ -428,6 +434,7 @@ def _apply_observations(
         conn,
         source=source,
         spool=_observation_spool(rt, run_id),
+        content=rt.outbox / f"{run_id}.jsonl",
         ok_scopes=set(ctx.ok_scopes()) if ctx.scopes else None,
         envelope=envelope,
         collected_at=collected_at,
