@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -193,7 +194,9 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
             message = f"{type(exc).__name__}: {exc}"
             errors.append({"scope": "", "code": "internal", "message": message})
         sink.flush()
-        os.fsync(sink.fileno())
+        # The content spool must be on disk before the run is recorded (step 3); its
+        # flush runs meanwhile, beside the database work, and is awaited before commit.
+        content_durable = _BackgroundFsync(sink.fileno())
     errors[:0] = [
         {"scope": s.scope, "code": s.code or "scope-failed", "message": s.message}
         for s in ctx.failed_scopes()
@@ -255,6 +258,7 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
                 envelope_sha256=str(digest),
             )
         )
+        content_durable.wait()  # raises, rolling all of it back, if the flush failed
     with contextlib.suppress(FileNotFoundError):
         observations.path.unlink()
     result = RunResult(
@@ -275,6 +279,31 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
     except StoreError as exc:
         result.store_error = str(exc)
     return result
+
+
+class _BackgroundFsync:
+    """``os.fsync`` of an open file on a thread of its own (the call lets other
+    threads run while the disk works); ``wait()`` returns once the file is durable
+    and raises what the fsync raised."""
+
+    def __init__(self, fileno: int) -> None:
+        self._fd = os.dup(fileno)  # the caller may close its file meanwhile
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._flush, name="fsync", daemon=True)
+        self._thread.start()
+
+    def _flush(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._error = exc
+        finally:
+            os.close(self._fd)
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 class _ScopeSavepoint:
