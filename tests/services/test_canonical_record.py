@@ -35,8 +35,9 @@ VALUE = st.recursive(
 def test_memberwise_record_bytes_equal_canonicalize(record: dict[str, Any]) -> None:
     line, members = _canonical_record(record)
     assert line == canonicalize(record)
-    for value, text in members.values():
+    for value, text, offset in members.values():
         assert text == canonicalize(value)
+        assert line[offset : offset + len(text)] == text  # where the spool points
 
 
 @settings(max_examples=200, deadline=None)
@@ -49,7 +50,7 @@ def test_memberwise_order_is_utf16_order() -> None:
     record = {"\ue000": 1, "\U0001f600": {"a": 2}, "b": [1.5]}
     line, members = _canonical_record(record)
     assert line == rfc8785.dumps(record)
-    assert sorted(text for _, text in members.values()) == sorted([b'{"a":2}', line])
+    assert sorted(text for _, text, _ in members.values()) == sorted([b'{"a":2}', line])
 
 
 def test_memberwise_errors_name_the_path() -> None:

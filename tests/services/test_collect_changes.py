@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from evidence.db import tables as t
+from evidence.domain.canonical import canonicalize
 from evidence.domain.observation import Observation
 from evidence.services.collect import run_source
 
@@ -201,3 +202,19 @@ def test_an_interrupted_run_leaves_no_spool_behind(workspace, tmp_path):
     with rt.engine.connect() as conn:
         status = conn.execute(sa.select(t.runs.c.status).where(t.runs.c.id == "dead" * 8))
         assert status.scalar_one() == "failed"
+
+
+def test_attributes_are_stored_as_their_canonical_json_text(workspace, tmp_path):
+    records = [{"id": "r1", "name": "Zugriff \u00fcber \u6771\u4eac", "x": 1.0, "q": 'a"b\\c\n'}]
+    _write(tmp_path / "a.jsonl", records)
+    workspace.add_source(name="src", kind="import.json", path=str(tmp_path / "a.jsonl"))
+    rt, _ = _collect(workspace, "src", T0)
+    obs = t.observations
+    if rt.engine.dialect.name == "sqlite":
+        query = sa.select(sa.func.typeof(obs.c.attributes), obs.c.attributes.cast(sa.Text))
+    else:
+        query = sa.select(sa.literal("text"), obs.c.attributes.cast(sa.Text))
+    with rt.engine.connect() as conn:
+        [(kind, text)] = conn.execute(query).all()
+    assert kind == "text"  # never a blob, whatever the driver was handed
+    assert text == canonicalize(records[0]).decode("utf-8")

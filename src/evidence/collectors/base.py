@@ -3,7 +3,9 @@
 A collector never writes anything. It reports pages, scopes and errors to the
 ``CollectContext`` it is handed; ``services.collect.run_source`` hashes, stores
 and records. A failure for one scope goes to ``ctx.fail_scope`` and the
-collector carries on with the next; a failure of the whole run is raised.
+collector carries on with the next; a failure of the whole run is raised. A
+scope that must be all or nothing (an input file found malformed halfway) is
+failed with ``ctx.discard_scope`` instead, which takes back what it yielded.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class ScopeResult:
     message: str = ""
 
 
+def _ignore(scope: str) -> None:
+    return None
+
+
 @dataclass
 class CollectContext:
     """The run's notebook: the collector writes what it did, the service reads it."""
@@ -51,6 +57,11 @@ class CollectContext:
     # (recorded by the service when the run's observations are applied).
     ingested: frozenset[str] = frozenset()
     taken_files: list[dict[str, str]] = field(default_factory=list)
+    # Set by the service, which holds what the records became: ``scope_started``
+    # marks where a scope's records begin, ``scope_discarded`` takes them back.
+    scope_started: Callable[[str], None] = _ignore
+    scope_discarded: Callable[[str], None] = _ignore
+    _current: str | None = field(default=None, init=False, repr=False)
 
     def take_file(self, name: str, sha256: str) -> None:
         self.taken_files.append({"name": name, "sha256": sha256})
@@ -60,12 +71,23 @@ class CollectContext:
 
     def start_scope(self, scope: str) -> None:
         self.scopes.setdefault(scope, ScopeResult(scope=scope, ok=True))
+        self._current = scope
+        self.scope_started(scope)
 
     def fail_scope(self, scope: str, message: str, *, code: str = "") -> None:
         result = self.scopes.setdefault(scope, ScopeResult(scope=scope, ok=False))
         result.ok = False
         result.code = code
         result.message = message
+
+    def discard_scope(self, scope: str, message: str, *, code: str = "") -> None:
+        """Fail ``scope`` and take back every record it yielded: it contributes nothing.
+
+        Only the scope started last can be discarded (its records are the newest)."""
+        if scope != self._current:
+            raise ValueError(f"only the scope being collected can be discarded, not {scope!r}")
+        self.scope_discarded(scope)
+        self.fail_scope(scope, message, code=code)
 
     def failed_scopes(self) -> list[ScopeResult]:
         return [s for s in self.scopes.values() if not s.ok]

@@ -2,12 +2,15 @@
 
 ``ArtifactWriter`` streams records to a file object it is handed, one canonical
 line each, while it keeps the SHA-256 of the content and the RFC 6962 Merkle
-root over per-record leaves. It never holds a run in memory. The envelope's
-canonical bytes hash to the artifact's identity.
+root over per-record leaves. It never holds a run in memory. ``mark()`` and
+``rewind()`` take back the records written since a mark (a scope that turned
+out bad halfway contributes nothing). The envelope's canonical bytes hash to
+the artifact's identity.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -20,8 +23,17 @@ ENVELOPE_SCHEMA = "evidence.envelope/1"
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class WriterMark:
+    """Where an ``ArtifactWriter`` stood: enough to take back what came after."""
+
+    bytes_written: int
+    content: Any  # a copy of the content's hashlib object
+    tree: MerkleBuilder
+
+
 class ArtifactWriter:
-    """Write canonical lines to ``sink``; read the digests when done."""
+    """Write canonical lines to ``sink`` (seekable, from its start); read the digests when done."""
 
     def __init__(self, sink: IO[bytes], *, max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         self._sink = sink
@@ -54,6 +66,18 @@ class ArtifactWriter:
         self._content.update(data)
         self._sink.write(data)
         self.bytes_written += len(data)
+
+    def mark(self) -> WriterMark:
+        """The writer's state now, for ``rewind`` (O(log n): the tree keeps log n hashes)."""
+        return WriterMark(self.bytes_written, self._content.copy(), copy.deepcopy(self._tree))
+
+    def rewind(self, mark: WriterMark) -> None:
+        """Take back every record written since ``mark``: the sink, hashes and count."""
+        self._sink.seek(mark.bytes_written)
+        self._sink.truncate()
+        self.bytes_written = mark.bytes_written
+        self._content = mark.content.copy()
+        self._tree = copy.deepcopy(mark.tree)
 
     def content_digest(self) -> Digest:
         return Digest(self._content.hexdigest())

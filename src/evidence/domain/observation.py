@@ -9,6 +9,7 @@ when we collected it is the run's business, not the observation's.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,12 @@ def fingerprint_text(attributes: bytes, observed_at: datetime | None, scope: str
     """The bytes an observation's fingerprint hashes, from its attributes' canonical bytes."""
     observed = observed_at.isoformat() if observed_at else None
     return (
-        b'{"a":' + attributes + b',"o":' + canonicalize(observed) + b',"s":'
-        + canonicalize(scope) + b"}"
+        b'{"a":' + attributes + b',"o":' + _canonical_text(observed) + b',"s":'
+        + _canonical_text(scope) + b"}"
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_text(text: str | None) -> bytes:
+    """``canonicalize`` of a scope or time: one run repeats the same few many times."""
+    return canonicalize(text)

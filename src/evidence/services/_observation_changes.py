@@ -1,10 +1,12 @@
 """Observations kept as changes: one run's observations applied to ``observations``.
 
-While records stream, ``ObservationSpool`` writes each observation to a file in
-the outbox (a small JSON header, then the attributes' canonical JSON, one line
-each), so nothing touches the database during collection and nothing is held in
-memory. Once the run's envelope, and so its hash, is known, ``apply_changes``
-reads the spool back in batches inside the run's final transaction:
+While records stream, ``ObservationSpool`` writes the observations to a file in
+the outbox, a batch at a time (the fields a row needs, and the attributes'
+canonical JSON text, or only where that text stands in the run's content spool
+when it is part of a record: an imported record's data is), so nothing touches
+the database during collection and no more than a batch is held in memory.
+Once the run's envelope, and so its hash, is known, ``apply_changes`` reads the
+spool back batch by batch inside the run's final transaction:
 
 * a fact new to the source opens a row (``valid_from`` = the run's time);
 * a fact whose fingerprint changed closes its open row and opens a new one;
@@ -21,14 +23,15 @@ over row ids, so memory stays flat however many observations a run has.
 from __future__ import annotations
 
 import hashlib
+import marshal
 from array import array
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NamedTuple
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
@@ -36,8 +39,8 @@ from evidence.db import tables as t
 from evidence.domain.observation import Observation, fingerprint_text
 
 BATCH = 1000
+READ_BUFFER = 1024 * 1024
 ANALYZE_AFTER = 10_000
-SEPARATOR = b"\x1f"  # never in canonical JSON or orjson output: control characters are escaped
 
 
 class _CanonicalJSON(sa.types.TypeDecorator[str]):
@@ -75,16 +78,21 @@ class Spooled(NamedTuple):
     observed_at: datetime | None
     fingerprint: str
     record_index: int
-    attributes: str  # canonical JSON text
+    attributes: bytes  # canonical JSON (UTF-8), given to the database as text
 
 
 class ObservationSpool:
-    """Append-only file of one run's observations (see the module docstring)."""
+    """Append-only file of one run's observations (see the module docstring).
+
+    Each batch is one ``marshal`` blob of ``Spooled`` field tuples after its length
+    (8 bytes): read back with one call per batch instead of a parse per line. The
+    file is this process's own scratch space in the outbox, read only by it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.count = 0
         self._sink: IO[bytes] | None = None
+        self._pending: list[tuple[Any, ...]] = []
 
     def __enter__(self) -> ObservationSpool:
         self._sink = self.path.open("wb")
@@ -97,45 +105,87 @@ class ObservationSpool:
         tb: TracebackType | None,
     ) -> None:
         if self._sink is not None:
-            self._sink.close()
-            self._sink = None
+            try:
+                if kind is None:
+                    self._flush()
+            finally:
+                self._sink.close()
+                self._sink = None
 
-    def add(self, obs: Observation, attributes: bytes, record_index: int) -> None:
-        """Spool ``obs`` whose attributes' canonical bytes are ``attributes``."""
+    def mark(self) -> tuple[int, int]:
+        """Where the spool stands now, for ``rewind``."""
+        self._flush()
+        assert self._sink is not None
+        return self._sink.tell(), self.count
+
+    def rewind(self, mark: tuple[int, int]) -> None:
+        """Take back every observation spooled since ``mark``."""
         assert self._sink is not None, "spool is not open"
+        position, self.count = mark
+        self._pending = []
+        self._sink.seek(position)
+        self._sink.truncate()
+
+    def add(
+        self, obs: Observation, attributes: bytes, record_index: int, at: int | None = None
+    ) -> None:
+        """Spool ``obs`` whose attributes' canonical bytes are ``attributes``.
+
+        ``at``: where those bytes stand in the run's content spool, if they do;
+        then only their place is spooled (``read_spool`` reads them there)."""
         observed = obs.observed_at.isoformat() if obs.observed_at is not None else None
         # Observation.fingerprint_of, without building a Digest per observation.
         fingerprint = hashlib.sha256(fingerprint_text(attributes, obs.observed_at, obs.scope))
-        head = orjson.dumps(
-            [obs.kind, obs.subject, obs.scope, observed, fingerprint.hexdigest(), record_index]
-        )
-        self._sink.write(head + SEPARATOR + attributes + b"\n")
-        self.count += 1
-
-
-def read_spool(path: Path, batch: int = BATCH) -> Iterator[list[Spooled]]:
-    """The spooled observations, in order, ``batch`` at a time."""
-    rows: list[Spooled] = []
-    with path.open("rb") as handle:
-        for line in handle:
-            head, _, attributes = line[:-1].partition(SEPARATOR)
-            kind, subject, scope, observed, fingerprint, index = orjson.loads(head)
-            rows.append(
-                Spooled(
-                    kind,
-                    subject,
-                    scope,
-                    datetime.fromisoformat(observed) if observed is not None else None,
-                    fingerprint,
-                    index,
-                    attributes.decode("utf-8"),
-                )
+        self._pending.append(
+            (
+                obs.kind,
+                obs.subject,
+                obs.scope,
+                observed,
+                fingerprint.hexdigest(),
+                record_index,
+                attributes if at is None else (at, len(attributes)),
             )
-            if len(rows) >= batch:
-                yield rows
-                rows = []
-    if rows:
-        yield rows
+        )
+        self.count += 1
+        if len(self._pending) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._sink is not None, "spool is not open"
+        if self._pending:
+            blob = marshal.dumps(self._pending)
+            self._sink.write(len(blob).to_bytes(8, "little") + blob)
+            self._pending = []
+
+
+def read_spool(path: Path, content: Path) -> Iterator[list[Spooled]]:
+    """The spooled observations, in order, a batch (at most ``BATCH``) at a time.
+
+    ``content``: the run's content spool, where attributes spooled by place are
+    read (their places only grow, so it is read front to back)."""
+    with path.open("rb") as handle, content.open("rb", buffering=READ_BUFFER) as records:
+        while head := handle.read(8):
+            blob = handle.read(int.from_bytes(head, "little"))
+            batch = marshal.loads(blob)  # noqa: S302 (this run's own spool, written above)
+            yield [_spooled(item, records) for item in batch]
+
+
+def _spooled(item: tuple[Any, ...], records: IO[bytes]) -> Spooled:
+    kind, subject, scope, observed, fingerprint, index, attributes = item
+    if type(attributes) is tuple:
+        at, size = attributes
+        records.seek(at)
+        attributes = records.read(size)
+    return Spooled(
+        kind,
+        subject,
+        scope,
+        None if observed is None else datetime.fromisoformat(observed),
+        fingerprint,
+        index,
+        attributes,
+    )
 
 
 class _Open(NamedTuple):
@@ -149,12 +199,14 @@ def apply_changes(
     *,
     source: str,
     spool: Path,
+    content: Path,
     ok_scopes: set[str] | None,
     envelope: str,
     collected_at: datetime,
 ) -> tuple[int, int]:
     """Apply the spooled observations as changes; return (rows opened, rows closed).
 
+    ``content``: the run's content spool, which ``spool`` may point into.
     ``ok_scopes``: the scopes collected completely (None: the run has no scopes,
     everything counts).
     """
@@ -168,36 +220,40 @@ def apply_changes(
     seen = bytearray((high - low) // 8 + 1) if had_open else bytearray()
     base = low or 0
     added = closed = 0
-    for batch in read_spool(spool):
-        latest: dict[tuple[str, str], Spooled] = {}
-        for row in batch:
-            if ok_scopes is None or row.scope in ok_scopes:
-                latest[(row.kind, row.subject)] = row
-        if not latest:
-            continue
-        current = _open_rows(conn, source, latest) if had_open else {}
-        inserts: list[Spooled] = []
-        replaces: list[tuple[int, Spooled]] = []
-        closes: list[int] = []
-        for key, row in latest.items():
-            found = current.get(key)
-            if found is None:
-                inserts.append(row)
-            elif found.envelope == envelope:
-                replaces.append((found.id, row))  # a subject this run already observed
-            else:
-                offset = found.id - base
-                seen[offset >> 3] |= 1 << (offset & 7)
-                if found.fingerprint != row.fingerprint:
-                    closes.append(found.id)
+    with _NewRows(conn, source, envelope, collected_at) as new_rows:
+        for batch in read_spool(spool, content):
+            latest: dict[tuple[str, str], Spooled] = {}
+            for row in batch:
+                if ok_scopes is None or row.scope in ok_scopes:
+                    latest[(row.kind, row.subject)] = row
+            if not latest:
+                continue
+            if had_open:
+                new_rows.finish()  # the lookups below must see every row added
+            current = _open_rows(conn, source, latest) if had_open else {}
+            inserts: list[Spooled] = []
+            replaces: list[tuple[int, Spooled]] = []
+            closes: list[int] = []
+            for key, row in latest.items():
+                found = current.get(key)
+                if found is None:
                     inserts.append(row)
-        closed += _close(conn, closes, collected_at)
-        _insert(conn, source, inserts, envelope, collected_at)
-        added += len(inserts)
-        if replaces:
-            restored = _replace(conn, source, replaces, envelope, collected_at)
-            added -= restored
-            closed -= restored
+                elif found.envelope == envelope:
+                    replaces.append((found.id, row))  # a subject this run already observed
+                else:
+                    offset = found.id - base
+                    seen[offset >> 3] |= 1 << (offset & 7)
+                    if found.fingerprint != row.fingerprint:
+                        closes.append(found.id)
+                        inserts.append(row)
+            closed += _close(conn, closes, collected_at)
+            new_rows.add(inserts)
+            added += len(inserts)
+            if replaces:
+                new_rows.finish()
+                restored = _replace(conn, source, replaces, envelope, collected_at)
+                added -= restored
+                closed -= restored
     if not had_open:
         added -= _drop_repeats(conn, source, envelope)
     elif int.from_bytes(seen, "little").bit_count() < open_count:
@@ -244,61 +300,108 @@ _INSERT_COLUMNS = (
 )
 
 
-def _insert(
-    conn: Connection, source: str, rows: list[Spooled], envelope: str, collected_at: datetime
-) -> None:
-    """Insert new rows with the driver's bulk path (COPY on PostgreSQL, executemany on
-    SQLite): the per-row cost of a generic executemany is most of an ingest otherwise."""
-    if not rows:
-        return
-    columns = ", ".join(_INSERT_COLUMNS)
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    if conn.dialect.name == "postgresql":
-        sql = f"COPY observations ({columns}) FROM STDIN"
-        with raw.cursor() as cursor, cursor.copy(sql) as copy:
-            for r in rows:
-                copy.write_row(
-                    (
-                        source,
-                        r.kind,
-                        r.subject,
-                        r.scope,
-                        r.observed_at,
-                        r.attributes,
-                        r.fingerprint,
-                        collected_at,
-                        envelope,
-                        r.record_index,
-                    )
-                )
-        return
-    # Times go in exactly as the UTCDateTime column type writes them.
-    to_db = t.UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    stamp = to_db(collected_at) if to_db else collected_at
-    marks = ", ".join("?" for _ in _INSERT_COLUMNS)
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(
-            f"INSERT INTO observations ({columns}) VALUES ({marks})",  # noqa: S608 (fixed names)
-            [
+class _NewRows:
+    """Inserts new rows with the driver's bulk path: the per-row cost of a generic
+    executemany is most of an ingest otherwise.
+
+    SQLite: one executemany per batch. PostgreSQL: COPY, kept open from batch to
+    batch until ``finish()``, so that the server (its own process) stores rows
+    while this one reads the next batch; any other statement on the connection
+    must wait for ``finish()``."""
+
+    def __init__(
+        self, conn: Connection, source: str, envelope: str, collected_at: datetime
+    ) -> None:
+        self._conn, self._source, self._envelope = conn, source, envelope
+        self._collected_at = collected_at
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        self._raw: Any = raw
+        self._copy: ExitStack | None = None
+        self._writer: Any = None
+
+    def __enter__(self) -> _NewRows:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._copy is not None:
+            copy, self._copy = self._copy, None
+            copy.__exit__(kind, exc, tb)  # on an error, the COPY is abandoned
+
+    def finish(self) -> None:
+        """End the COPY in progress, if any: every row added is then in the table."""
+        self.__exit__(None, None, None)
+
+    def add(self, rows: list[Spooled]) -> None:
+        if not rows:
+            return
+        if self._conn.dialect.name == "postgresql":
+            self._copy_rows(rows)
+        else:
+            self._executemany(rows)
+
+    def _copy_rows(self, rows: list[Spooled]) -> None:
+        if self._copy is None:
+            stack = ExitStack()
+            cursor = stack.enter_context(self._raw.cursor())
+            sql = f"COPY observations ({', '.join(_INSERT_COLUMNS)}) FROM STDIN"
+            self._writer = stack.enter_context(cursor.copy(sql))
+            self._copy = stack
+        write_row = self._writer.write_row
+        source, envelope, collected_at = self._source, self._envelope, self._collected_at
+        for r in rows:
+            write_row(
                 (
                     source,
                     r.kind,
                     r.subject,
                     r.scope,
-                    to_db(r.observed_at) if to_db and r.observed_at else r.observed_at,
-                    r.attributes,
+                    r.observed_at,
+                    r.attributes.decode("utf-8"),
                     r.fingerprint,
-                    stamp,
+                    collected_at,
                     envelope,
                     r.record_index,
                 )
-                for r in rows
-            ],
-        )
-    finally:
-        cursor.close()
+            )
+
+    def _executemany(self, rows: list[Spooled]) -> None:
+        dialect = self._conn.dialect
+        # Times go in exactly as the UTCDateTime column type writes them.
+        to_db = t.UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+        stamp = to_db(self._collected_at) if to_db else self._collected_at
+        columns = ", ".join(_INSERT_COLUMNS)
+        # The attributes go in as their UTF-8 bytes, stored as TEXT by the CAST: no
+        # decoding here and encoding again in the driver (1.5 KB of text a row).
+        marks = ", ".join("CAST(? AS TEXT)" if c == "attributes" else "?" for c in _INSERT_COLUMNS)
+        source, envelope = self._source, self._envelope
+        cursor = self._raw.cursor()
+        try:
+            cursor.executemany(
+                f"INSERT INTO observations ({columns}) VALUES ({marks})",  # noqa: S608 (fixed names)
+                [
+                    (
+                        source,
+                        r.kind,
+                        r.subject,
+                        r.scope,
+                        to_db(r.observed_at) if to_db and r.observed_at else r.observed_at,
+                        r.attributes,
+                        r.fingerprint,
+                        stamp,
+                        envelope,
+                        r.record_index,
+                    )
+                    for r in rows
+                ],
+            )
+        finally:
+            cursor.close()
 
 
 def _replace(
@@ -353,7 +456,7 @@ def _replace(
                     "row_id": row_id,
                     "new_scope": r.scope,
                     "new_observed_at": r.observed_at,
-                    "new_attributes": r.attributes,
+                    "new_attributes": r.attributes.decode("utf-8"),
                     "new_fingerprint": r.fingerprint,
                     "new_record_index": r.record_index,
                 }

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from evidence.collectors.base import CollectContext, Collector, CollectorEnv
 from evidence.collectors.registry import get_collector
 from evidence.config import SourceSettings, describe_validation
 from evidence.db import tables as t
-from evidence.domain.artifact import ArtifactWriter, Envelope
+from evidence.domain.artifact import ArtifactWriter, Envelope, WriterMark
 from evidence.domain.canonical import canonicalize, utc_text
 from evidence.domain.digest import Digest
 from evidence.domain.ledger import content_key, envelope_key
@@ -179,6 +180,8 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
     observations = ObservationSpool(_observation_spool(rt, run_id))
     with spool.open("wb") as sink, observations:
         writer = ArtifactWriter(sink, max_record_bytes=rt.settings.collect.max_record_bytes)
+        savepoint = _ScopeSavepoint(writer, observations, pseudo)
+        ctx.scope_started, ctx.scope_discarded = savepoint.start, savepoint.discard
         try:
             for record in collector.collect(ctx):
                 _take(record, writer, collector, pseudo, observations)
@@ -191,7 +194,9 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
             message = f"{type(exc).__name__}: {exc}"
             errors.append({"scope": "", "code": "internal", "message": message})
         sink.flush()
-        os.fsync(sink.fileno())
+        # The content spool must be on disk before the run is recorded (step 3); its
+        # flush runs meanwhile, beside the database work, and is awaited before commit.
+        content_durable = _BackgroundFsync(sink.fileno())
     errors[:0] = [
         {"scope": s.scope, "code": s.code or "scope-failed", "message": s.message}
         for s in ctx.failed_scopes()
@@ -253,6 +258,7 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
                 envelope_sha256=str(digest),
             )
         )
+        content_durable.wait()  # raises, rolling all of it back, if the flush failed
     with contextlib.suppress(FileNotFoundError):
         observations.path.unlink()
     result = RunResult(
@@ -275,6 +281,55 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
     return result
 
 
+class _BackgroundFsync:
+    """``os.fsync`` of an open file on a thread of its own (the call lets other
+    threads run while the disk works); ``wait()`` returns once the file is durable
+    and raises what the fsync raised."""
+
+    def __init__(self, fileno: int) -> None:
+        self._fd = os.dup(fileno)  # the caller may close its file meanwhile
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._flush, name="fsync", daemon=True)
+        self._thread.start()
+
+    def _flush(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._error = exc
+        finally:
+            os.close(self._fd)
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+class _ScopeSavepoint:
+    """Where the current scope's records begin in all they went into (the artifact,
+    the observation spool, the new pseudonyms), so that a scope the collector
+    discards (``CollectContext.discard_scope``) contributes nothing."""
+
+    def __init__(
+        self, writer: ArtifactWriter, observations: ObservationSpool, pseudo: Pseudonymizer
+    ) -> None:
+        self._writer, self._observations, self._pseudo = writer, observations, pseudo
+        self._mark: tuple[WriterMark, tuple[int, int], int] | None = None
+
+    def start(self, scope: str) -> None:
+        self._mark = (self._writer.mark(), self._observations.mark(), len(self._pseudo.seen))
+
+    def discard(self, scope: str) -> None:
+        assert self._mark is not None, "a scope is discarded before any started"
+        writer_mark, spool_mark, known = self._mark
+        self._writer.rewind(writer_mark)
+        self._observations.rewind(spool_mark)
+        # ``seen`` only grows, in insertion order: what came after the mark is the scope's.
+        for pseudonym in list(self._pseudo.seen)[known:]:
+            del self._pseudo.seen[pseudonym]
+
+
 def _take(
     record: Any,
     writer: ArtifactWriter,
@@ -287,15 +342,17 @@ def _take(
         record = pseudo.scrub(record, collector.personal_keys)
         line, members = _canonical_record(record)
     index = writer.record_count
+    start = writer.bytes_written
     writer.add_canonical(line)
     for obs in collector.observe(record, index):
         attributes = obs.attributes
+        position = index if obs.record_index is None else obs.record_index
         known = members.get(id(attributes))
         if known is not None and known[0] is attributes:
-            text = known[1]
+            # The attributes are part of the line just written: spool their place.
+            observations.add(obs, known[1], position, at=start + known[2])
         else:
-            text = canonicalize(attributes)
-        observations.add(obs, text, index if obs.record_index is None else obs.record_index)
+            observations.add(obs, canonicalize(attributes), position)
 
 
 # Records with at most this many members are canonicalized member by member, so
@@ -306,8 +363,9 @@ def _take(
 MEMBERWISE_MAX = 8
 
 
-def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes]]]:
-    """The canonical bytes of ``record``, and those of its object members by ``id``.
+def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes, int]]]:
+    """The canonical bytes of ``record``, and those of its object members by ``id``
+    with where they stand in the record's bytes.
 
     JCS writes an object as ``{`` + its members sorted by the UTF-16 code units
     of their names, each ``name:value`` in canonical form, joined by ``,`` + ``}``;
@@ -315,35 +373,44 @@ def _canonical_record(record: Any) -> tuple[bytes, dict[int, tuple[Any, bytes]]]
     """
     if type(record) is not dict or not 0 < len(record) <= MEMBERWISE_MAX:
         return canonicalize(record), {}
-    if not all(type(key) is str for key in record):
+    order = _member_order(record)
+    if order is None:
         return canonicalize(record), {}  # raises, naming the key's path
-    members: dict[int, tuple[Any, bytes]] = {}
+    members: dict[int, tuple[Any, bytes, int]] = {}
     parts: list[bytes] = []
+    offset = 1  # after "{"
     try:
-        for key in sorted(record, key=_utf16):
+        for key, name in order:
             value = record[key]
             text = canonicalize(value)
             if type(value) is dict:
-                members[id(value)] = (value, text)
-            parts.append(_member_name(key) + b":" + text)
+                members[id(value)] = (value, text, offset + len(name))
+            part = name + text
+            parts.append(part)
+            offset += len(part) + 1  # and the ","
     except CanonicalizationError:
         return canonicalize(record), {}  # raises again, naming the value's path
     line = b"{" + b",".join(parts) + b"}"
-    members[id(record)] = (record, line)
+    members[id(record)] = (record, line, 0)
     return line, members
 
 
-_NAMES: dict[str, bytes] = {}
+# A collector's records share a few sets of member names: their JCS order and
+# canonical ``"name":`` prefixes are worked out once per set.
+_ORDERS: dict[tuple[Any, ...], tuple[tuple[str, bytes], ...]] = {}
 
 
-def _member_name(key: str) -> bytes:
-    """Canonical bytes of a member name; record names repeat, so they are remembered."""
-    text = _NAMES.get(key)
-    if text is None:
-        text = canonicalize(key)
-        if len(_NAMES) < 4096:
-            _NAMES[key] = text
-    return text
+def _member_order(record: dict[Any, Any]) -> tuple[tuple[str, bytes], ...] | None:
+    """``(name, canonical name + ":")`` in JCS order; None when a name is not a string."""
+    names = tuple(record)
+    order = _ORDERS.get(names)
+    if order is None:
+        if not all(type(name) is str for name in names):
+            return None
+        order = tuple((name, canonicalize(name) + b":") for name in sorted(names, key=_utf16))
+        if len(_ORDERS) < 4096:
+            _ORDERS[names] = order
+    return order
 
 
 def _utf16(key: str) -> bytes:
@@ -396,6 +463,7 @@ def _apply_observations(
         conn,
         source=source,
         spool=_observation_spool(rt, run_id),
+        content=rt.outbox / f"{run_id}.jsonl",
         ok_scopes=set(ctx.ok_scopes()) if ctx.scopes else None,
         envelope=envelope,
         collected_at=collected_at,

@@ -1,10 +1,10 @@
 """``import.json``: JSON or JSON-lines files imported as records.
 
 For manual evidence (a signed-off checklist, an export from a system with no
-API) and the collector the spine is proven with. Each file is a scope. A file
-is read twice: once to validate every record (so a malformed file contributes
-nothing and is reported with its line), once to yield; its SHA-256 must be the
-same both times, or the run fails.
+API) and the collector the spine is proven with. Each file is a scope, read and
+parsed once: its records are handed on as they are parsed, and a file found
+malformed on any line is discarded as a whole (``ctx.discard_scope`` takes back
+what it yielded), so it contributes nothing and is reported with its line.
 
 Record: ``{"file": name, "line": n, "data": <the JSON value>}``. Observation:
 kind ``import.record`` (or ``observation_kind``), subject from ``subject_field``
@@ -25,7 +25,7 @@ import orjson
 from evidence.collectors.base import CollectContext, Collector, CollectorOptions
 from evidence.collectors.files._paths import resolve_files
 from evidence.domain.observation import Observation
-from evidence.errors import CollectorError, InputError
+from evidence.errors import InputError
 
 READ_CHUNK = 1024 * 1024
 
@@ -51,54 +51,50 @@ class JsonImportCollector(Collector):
         for path in files:
             scope = path.name
             ctx.start_scope(scope)
-            try:
-                fmt = self._format(path)
-                digest, count = self._validate(path, fmt)
-            except InputError as exc:
-                ctx.fail_scope(scope, exc.message, code="input-invalid")
-                continue
-            ctx.query["files"].append({"name": scope, "sha256": digest, "records": count})
             hasher = hashlib.sha256()
-            for line, value in _read(path, fmt, hasher):
-                yield {"file": scope, "line": line, "data": value}
+            count = 0
+            try:
+                for line, value in _read(path, self._format(path), hasher):
+                    yield {"file": scope, "line": line, "data": value}
+                    count += 1
+            except InputError as exc:
+                ctx.discard_scope(scope, exc.message, code="input-invalid")
+                continue
+            digest = hasher.hexdigest()
+            ctx.query["files"].append({"name": scope, "sha256": digest, "records": count})
             ctx.page()
             ctx.scopes[scope].records = count
-            if hasher.hexdigest() != digest:
-                raise CollectorError(f"{path.name} changed while it was being read", scope=scope)
 
     def _format(self, path: Path) -> str:
         if self.options.format != "auto":
             return self.options.format
         return "jsonl" if path.suffix.lower() in {".jsonl", ".ndjson"} else "json"
 
-    def _validate(self, path: Path, fmt: str) -> tuple[str, int]:
-        hasher = hashlib.sha256()
-        if fmt == "jsonl":
-            count = _check_lines(path, hasher)
-            return hasher.hexdigest(), count
-        count = 0
-        for _ in _read(path, fmt, hasher):
-            count += 1
-        return hasher.hexdigest(), count
-
     def observe(self, record: Any, index: int) -> Iterable[Observation]:
+        # Called once per record of an import: a tuple, not a generator, and the
+        # file#line subject only built when the data names none.
         data = record["data"]
-        subject = f"{record['file']}#{record['line']}"
+        options = self.options
+        subject: str | None = None
         observed_at = None
         if isinstance(data, dict):
-            value = data.get(self.options.subject_field)
+            value = data.get(options.subject_field)
             if isinstance(value, str | int) and not isinstance(value, bool):
                 subject = str(value)
-            if self.options.observed_at_field:
-                observed_at = _parse_time(data.get(self.options.observed_at_field))
+            if options.observed_at_field:
+                observed_at = _parse_time(data.get(options.observed_at_field))
+        if subject is None:
+            subject = f"{record['file']}#{record['line']}"
         attributes = data if isinstance(data, dict) else {"value": data}
-        yield Observation(
-            kind=self.options.observation_kind,
-            subject=subject,
-            attributes=attributes,
-            observed_at=observed_at,
-            scope=record["file"],
-            record_index=index,
+        return (
+            Observation(
+                kind=options.observation_kind,
+                subject=subject,
+                attributes=attributes,
+                observed_at=observed_at,
+                scope=record["file"],
+                record_index=index,
+            ),
         )
 
 
@@ -116,47 +112,28 @@ def _read(path: Path, fmt: str, hasher: Any) -> Iterator[tuple[int, Any]]:
 
 
 def _read_lines(path: Path, handle: Any, hasher: Any) -> Iterator[tuple[int, Any]]:
-    for number, raw in enumerate(handle, start=1):
-        hasher.update(raw)
-        if not raw.strip():
-            continue
-        try:
-            yield number, orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"line {number}: not valid JSON ({exc})", where=path.name) from None
-
-
-def _check_lines(path: Path, hasher: Any) -> int:
-    """Validate a JSON-lines file in large reads; return its record count.
-
-    The same lines, numbers and hash as ``_read_lines``, without a generator
-    step per record (this pass only checks)."""
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {path.name}: {exc.strerror}", where=str(path)) from None
-    count = number = 0
+    """Lines in large reads (the hot loop of an import: no per-line read call)."""
+    number = 0
     tail = b""
     loads = orjson.loads
-    with handle:
-        while True:
-            chunk = handle.read(READ_CHUNK)
-            hasher.update(chunk)
-            lines = (tail + chunk).split(b"\n")
-            tail = lines.pop() if chunk else b""
-            for raw in lines:
-                number += 1
-                if not raw.strip():
-                    continue
-                try:
-                    loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    raise InputError(
-                        f"line {number}: not valid JSON ({exc})", where=path.name
-                    ) from None
-                count += 1
-            if not chunk:
-                return count
+    while True:
+        chunk = handle.read(READ_CHUNK)
+        hasher.update(chunk)
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop() if chunk else b""
+        for raw in lines:
+            number += 1
+            if not raw.strip():
+                continue
+            try:
+                value = loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(
+                    f"line {number}: not valid JSON ({exc})", where=path.name
+                ) from None
+            yield number, value
+        if not chunk:
+            return
 
 
 class _HashingReader:
