@@ -164,3 +164,15 @@ def test_evidence_pure_python_selects_the_route(value: str, expected: str) -> No
     else:
         assert out == ["PyLineTree", "False"]
     assert merkle.PyLineTree.__name__ == "PyLineTree"
+
+
+def test_a_copy_goes_on_independently(tree_class: type[LineTreeLike]) -> None:
+    tree = tree_class()
+    tree.update(b"a\nb\nhalf")
+    saved = tree.copy()
+    tree.update(b" a line\nc\n")
+    assert (saved.count, saved.pending) == (2, 4)
+    assert saved.root() == root_of([leaf_hash(b"a"), leaf_hash(b"b")])
+    saved.update(b"\n")
+    assert saved.root() == root_of([leaf_hash(x) for x in (b"a", b"b", b"half")])
+    assert tree.root() == root_of([leaf_hash(x) for x in (b"a", b"b", b"half a line", b"c")])

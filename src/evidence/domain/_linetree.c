@@ -134,6 +134,24 @@ static PyObject *LineTree_root(LineTree *self, PyObject *Py_UNUSED(ignored)) {
     return PyBytes_FromStringAndSize((const char *)current, DIGEST);
 }
 
+static PyTypeObject LineTreeType;
+
+static PyObject *LineTree_copy(LineTree *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "LineTree is in use by another thread");
+        return NULL;
+    }
+    LineTree *twin = PyObject_New(LineTree, &LineTreeType);
+    if (twin == NULL) {
+        return NULL;
+    }
+    /* Everything after the object header is plain data (the SHA256_CTX included). */
+    memcpy((char *)twin + sizeof(PyObject), (char *)self + sizeof(PyObject),
+           sizeof(LineTree) - sizeof(PyObject));
+    twin->busy = 0;
+    return (PyObject *)twin;
+}
+
 static PyObject *LineTree_get_count(LineTree *self, void *Py_UNUSED(closure)) {
     return PyLong_FromUnsignedLongLong(self->count);
 }
@@ -147,6 +165,8 @@ static PyMethodDef LineTree_methods[] = {
      "Hash every line that ``data`` completes as a leaf; keep the rest for later."},
     {"root", (PyCFunction)LineTree_root, METH_NOARGS,
      "The RFC 6962 root over the complete lines so far."},
+    {"copy", (PyCFunction)LineTree_copy, METH_NOARGS,
+     "An independent tree in the same state (to go back to later)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,14 +10,13 @@ the artifact's identity.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from evidence.domain.canonical import canonicalize
 from evidence.domain.digest import Digest
-from evidence.domain.merkle import LineTree
+from evidence.domain.merkle import LineTree, LineTreeLike
 
 ENVELOPE_SCHEMA = "evidence.envelope/1"
 MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -29,7 +28,7 @@ class WriterMark:
 
     bytes_written: int
     content: Any  # a copy of the content's hashlib object
-    tree: MerkleBuilder
+    tree: LineTreeLike
 
 
 class ArtifactWriter:
@@ -69,7 +68,7 @@ class ArtifactWriter:
 
     def mark(self) -> WriterMark:
         """The writer's state now, for ``rewind`` (O(log n): the tree keeps log n hashes)."""
-        return WriterMark(self.bytes_written, self._content.copy(), copy.deepcopy(self._tree))
+        return WriterMark(self.bytes_written, self._content.copy(), self._tree.copy())
 
     def rewind(self, mark: WriterMark) -> None:
         """Take back every record written since ``mark``: the sink, hashes and count."""
@@ -77,7 +76,7 @@ class ArtifactWriter:
         self._sink.truncate()
         self.bytes_written = mark.bytes_written
         self._content = mark.content.copy()
-        self._tree = copy.deepcopy(mark.tree)
+        self._tree = mark.tree.copy()
 
     def content_digest(self) -> Digest:
         return Digest(self._content.hexdigest())

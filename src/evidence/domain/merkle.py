@@ -54,6 +54,12 @@ class MerkleBuilder:
         self._stack: list[tuple[int, bytes]] = []
         self.size = 0
 
+    def copy(self) -> MerkleBuilder:
+        twin = MerkleBuilder()
+        twin._stack = list(self._stack)
+        twin.size = self.size
+        return twin
+
     def add_leaf_hash(self, digest: bytes) -> None:
         self._push(0, digest)
 
@@ -118,6 +124,8 @@ class LineTreeLike(Protocol):
 
     def root(self) -> bytes: ...
 
+    def copy(self) -> LineTreeLike: ...
+
 
 class PyLineTree:
     """Pure-Python ``LineTree``: each line ending in ``\\n`` is a leaf (without the ``\\n``).
@@ -149,6 +157,12 @@ class PyLineTree:
 
     def root(self) -> bytes:
         return self._tree.root()
+
+    def copy(self) -> PyLineTree:
+        twin = PyLineTree()
+        twin._tree = self._tree.copy()
+        twin._tail = self._tail
+        return twin
 
 
 def _line_tree_class() -> type[LineTreeLike]:
