@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test setup lint bench clean
 
-$(BIN)/evidence: pyproject.toml setup.py src/evidence/domain/_linetree.c
+$(BIN)/evidence: pyproject.toml setup.py src/evidence/domain/_linetree.c src/evidence/domain/_jcsprep.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

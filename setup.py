@@ -1,8 +1,9 @@
-"""Build hook for the one optional native module (everything else is in pyproject.toml).
+"""Build hook for the optional native modules (everything else is in pyproject.toml).
 
-``evidence.domain._linetree`` hashes the Merkle leaves of stored artifacts in C
-with libcrypto. It is optional: where it cannot be built (no compiler or no
-OpenSSL headers), the install goes on and the pure-Python route is used.
+``evidence.domain._linetree`` hashes the Merkle leaves of artifacts in C with
+libcrypto; ``evidence.domain._jcsprep`` is the walk that prepares records for
+canonical JSON. Both are optional: where one cannot be built (no compiler, or
+no OpenSSL headers), the install goes on and its pure-Python twin is used.
 """
 
 from setuptools import Extension, setup
@@ -14,6 +15,11 @@ setup(
             sources=["src/evidence/domain/_linetree.c"],
             libraries=["crypto"],
             optional=True,
-        )
+        ),
+        Extension(
+            "evidence.domain._jcsprep",
+            sources=["src/evidence/domain/_jcsprep.c"],
+            optional=True,
+        ),
     ]
 )

@@ -62,12 +62,12 @@ def test_help_init_and_demo_from_the_wheel(installed: Path, tmp_path: Path) -> N
     assert '"sample_data": true' in demo.stdout
 
     doctor = _run(installed, tmp_path, "--config", "demo/config.toml", "doctor")
-    assert "ok   hashing: native Merkle leaf hashing" in doctor.stdout, doctor.stdout
+    assert "ok   native: C modules for Merkle leaf hashing and canonical walk" in doctor.stdout
 
 
 def test_a_machine_without_a_compiler_still_gets_a_wheel(tmp_path: Path) -> None:
-    """The native leaf hasher is optional: when it cannot be compiled, the wheel is
-    built without it (the pure-Python route then runs, see test_linetree)."""
+    """The native modules are optional: when they cannot be compiled, the wheel is
+    built without them (their Python twins then run: test_linetree, test_canonical)."""
     source = tmp_path / "source"  # a copy with no compiled module or build folder in it
     shutil.copytree(
         ROOT,

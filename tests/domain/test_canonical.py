@@ -21,6 +21,7 @@ import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from evidence.domain import canonical
 from evidence.domain.canonical import (
     MAX_SAFE_INTEGER,
     canonicalize,
@@ -31,6 +32,7 @@ from evidence.domain.canonical import (
     utc_text,
 )
 from evidence.errors import CanonicalizationError
+from realparts import need
 
 JCS = Path(__file__).parent.parent / "fixtures" / "jcs"
 VECTORS = sorted(p.stem for p in (JCS / "input").glob("*.json"))
@@ -307,3 +309,83 @@ def test_is_canonical() -> None:
     # a float's canonical text may look like an integer beyond 2**53 (RFC 8785 Appendix B)
     assert is_canonical(b"[9007199254740992,295147905179352830000]")
     assert not is_canonical(b"9007199254740993")  # no double has this value
+
+
+# ---- the native walk and its Python twin ---------------------------------------------
+def _native_prepare() -> Any:
+    try:
+        from evidence.domain._jcsprep import prepare
+    except ImportError:
+        need("evidence.domain._jcsprep was not built (no C compiler)")
+    return prepare
+
+
+class _Str(str):
+    pass
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    pass
+
+
+ODD = st.sampled_from(
+    [(1, 2), Decimal("1.5"), _Str("x"), _Dict(a=1), datetime(2026, 1, 1, tzinfo=UTC), b"x"]
+)
+EVERY_FLOAT = st.one_of(
+    st.floats(),  # NaN and infinities included
+    st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e-5, 9.99e-6, 2.0**53, 2.0**53 - 1, 1e21, 5e-324]),
+)
+WALKED = st.recursive(
+    st.one_of(SCALAR, EVERY_FLOAT, ODD),
+    lambda children: st.one_of(
+        st.lists(children, max_size=6), st.dictionaries(KEY, children, max_size=6)
+    ),
+    max_leaves=30,
+)
+
+
+def _walk_both(value: Any) -> tuple[Any, Any]:
+    """What each walk returns for ``value``, or the name of the exception it raised."""
+    prepare = _native_prepare()
+    results = []
+    for walk in (lambda v: prepare(v, canonical._float, canonical._unsupported), canonical._fast):
+        try:
+            results.append(walk(value))
+        except Exception as exc:  # both must fail alike
+            results.append(type(exc).__name__)
+    return results[0], results[1]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(WALKED)
+def test_native_walk_returns_what_the_python_walk_returns(value: Any) -> None:
+    native, python = _walk_both(value)
+    if isinstance(python, str):
+        assert native == python  # the same exception
+        return
+    assert (native is value) == (python is value)  # copied only where something changed
+    assert orjson.dumps(native, option=canonical._FAST_OPTIONS) == orjson.dumps(
+        python, option=canonical._FAST_OPTIONS
+    )
+
+
+def test_native_walk_copies_only_the_paths_that_change() -> None:
+    prepare = _native_prepare()
+    plain = {"a": [0.5, "x", {"b": 1}], "c": None}
+    assert prepare(plain, canonical._float, canonical._unsupported) is plain
+    record = {"keep": {"b": 0.5}, "change": [1.0, "x"]}
+    out = prepare(record, canonical._float, canonical._unsupported)
+    assert out is not record
+    assert out["keep"] is record["keep"]
+    assert record["change"][0] == 1.0  # the caller's value is untouched
+    assert orjson.dumps(out["change"]) == b"[1,\"x\"]"
+
+
+def test_native_walk_stops_at_unbounded_depth() -> None:
+    prepare = _native_prepare()
+    deep: Any = 0.5
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        prepare(deep, canonical._float, canonical._unsupported)
+    assert canonicalize([[[1.0]]]) == b"[[[1]]]"

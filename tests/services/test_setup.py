@@ -79,16 +79,18 @@ def test_doctor_all_good(workspace):
     assert {c["name"] for c in doc["checks"]} >= {"config", "database", "store", "signing-key"}
 
 
-def test_doctor_says_which_leaf_hasher_runs(workspace, monkeypatch):
-    from evidence.domain import merkle
+def test_doctor_says_which_native_modules_run(workspace, monkeypatch):
+    from evidence.domain import canonical, merkle
 
     monkeypatch.setattr(merkle, "NATIVE", True)
-    assert "ok   hashing: native Merkle leaf hashing" in workspace.cli("doctor").out
+    monkeypatch.setattr(canonical, "NATIVE", True)
+    out = workspace.cli("doctor").out
+    assert "ok   native: C modules for Merkle leaf hashing and canonical walk" in out
     monkeypatch.setattr(merkle, "NATIVE", False)
     monkeypatch.setenv("EVIDENCE_PURE_PYTHON", "1")
     result = workspace.cli("doctor")
     assert result.code == 0
-    assert "ok   hashing: pure-Python Merkle leaf hashing (EVIDENCE_PURE_PYTHON is" in result.out
+    assert "ok   native: pure Python for Merkle leaf hashing (EVIDENCE_PURE_PYTHON" in result.out
 
 
 def test_doctor_reports_each_failure_with_exit_2(workspace):

@@ -22,6 +22,9 @@ is JCS's:
   * key order: JCS sorts by UTF-16 code units, orjson by code points. They
     differ only between a character in U+E000..U+FFFF and one beyond U+FFFF, so
     output holding both kinds goes through the exact route instead.
+The walk has a native twin (``_jcsprep``, C, built with the package when a
+compiler is there) that returns the very same value; the Python walk runs
+where it was not built or $EVIDENCE_PURE_PYTHON is set.
 The exact route is ``normalize`` (which names the path of what it rejects) then
 the reference. ``tests/domain/test_canonical.py`` holds both routes to the
 published test vectors and to the reference on generated values.
@@ -30,7 +33,8 @@ published test vectors and to the reference on generated values.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -261,10 +265,35 @@ def _fast(value: Any) -> Any:
     raise _Slow
 
 
+def _unsupported(value: Any) -> Any:
+    raise _Slow
+
+
+def _python_prepare(
+    value: Any, _on_float: Callable[[float], Any], _on_other: Callable[[Any], Any]
+) -> Any:
+    return _fast(value)
+
+
+def _prepare_function() -> Callable[[Any, Callable[[float], Any], Callable[[Any], Any]], Any]:
+    """The native walk when it was built, unless $EVIDENCE_PURE_PYTHON asks for Python."""
+    if os.environ.get("EVIDENCE_PURE_PYTHON"):
+        return _python_prepare
+    try:
+        from evidence.domain._jcsprep import prepare
+    except ImportError:
+        return _python_prepare
+    return prepare
+
+
+_prepare = _prepare_function()
+NATIVE = _prepare is not _python_prepare
+
+
 def canonicalize(value: JSONValue) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of ``value`` (after ``normalize``)."""
     try:
-        out = orjson.dumps(_fast(value), option=_FAST_OPTIONS)
+        out = orjson.dumps(_prepare(value, _float, _unsupported), option=_FAST_OPTIONS)
     except (_Slow, TypeError, orjson.JSONEncodeError):
         return exact_canonicalize(value)
     if not out.isascii() and _order_hazard(out):

@@ -11,7 +11,7 @@ import orjson
 
 from evidence.config import Settings
 from evidence.db.session import current_revision, head_revision, make_engine, upgrade
-from evidence.domain import merkle
+from evidence.domain import canonical, merkle
 from evidence.domain.ledger import SignedCheckpoint
 from evidence.errors import EvidenceError
 from evidence.services import keys
@@ -124,16 +124,18 @@ def _check_state(settings: Settings) -> Check:
     return Check("state", True, f"{state}: writable; witness checkpoint present")
 
 
-def _check_hashing() -> Check:
-    """Which Merkle leaf hasher runs; the Python one is correct, only slower."""
-    if merkle.NATIVE:
-        return Check("hashing", True, "native Merkle leaf hashing (libcrypto)")
+def _check_native() -> Check:
+    """Which native modules run; their pure-Python twins are correct, only slower."""
+    modules = {"Merkle leaf hashing": merkle.NATIVE, "canonical walk": canonical.NATIVE}
+    python = [name for name, native in modules.items() if not native]
+    if not python:
+        return Check("native", True, "C modules for " + " and ".join(modules))
     why = (
         "EVIDENCE_PURE_PYTHON is set"
         if os.environ.get("EVIDENCE_PURE_PYTHON")
-        else "the native module was not built"
+        else "not built at install: no C compiler or no OpenSSL headers"
     )
-    return Check("hashing", True, f"pure-Python Merkle leaf hashing ({why}; verify is slower)")
+    return Check("native", True, f"pure Python for {' and '.join(python)} ({why}; slower)")
 
 
 def doctor(settings: Settings) -> list[Check]:
@@ -190,7 +192,7 @@ def doctor(settings: Settings) -> list[Check]:
         checks.append(Check("pseudonym-key", True, "present"))
     except EvidenceError as exc:
         checks.append(Check("pseudonym-key", False, str(exc)))
-    checks.append(_check_hashing())
+    checks.append(_check_native())
     from evidence.collectors.base import CollectorEnv
     from evidence.services.collect import build_collector
 
