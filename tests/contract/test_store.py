@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,37 @@ def test_filesystem_files_are_read_only(tmp_path):
     for name in ("b", "c"):
         mode = stat.S_IMODE((tmp_path / "store" / "a" / name).stat().st_mode)
         assert mode & 0o222 == 0, oct(mode)
+
+
+def test_filesystem_takes_a_handed_over_file_in_place(tmp_path):
+    """On the same file system the spool itself becomes the stored file: no copy."""
+    store = FilesystemStore(tmp_path / "store")
+    spool = tmp_path / "outbox" / "run.jsonl"
+    spool.parent.mkdir()
+    spool.write_bytes(b'{"a":1}\n' * 1000)
+    assert store.put_file("content/ab/run.jsonl", spool) is True
+    stored = tmp_path / "store" / "content" / "ab" / "run.jsonl"
+    assert stored.stat().st_ino == spool.stat().st_ino
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o444
+    spool.unlink()  # what publishing does next: the store keeps the only name
+    assert store.get("content/ab/run.jsonl") == b'{"a":1}\n' * 1000
+    assert list(store.list("content/")) == ["content/ab/run.jsonl"]
+    assert not list((tmp_path / "store").rglob(".tmp-*"))
+
+
+def test_filesystem_copies_a_file_from_another_file_system(tmp_path):
+    elsewhere = Path("/dev/shm")
+    if not elsewhere.is_dir() or elsewhere.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) to hand a file over from")
+    store = FilesystemStore(tmp_path / "store")
+    with tempfile.NamedTemporaryFile(dir=elsewhere) as handle:
+        handle.write(b"x" * 70_000)
+        handle.flush()
+        assert store.put_file("content/cd/run.jsonl", Path(handle.name)) is True
+        stored = tmp_path / "store" / "content" / "cd" / "run.jsonl"
+        assert stored.stat().st_ino != os.stat(handle.name).st_ino
+        assert stored.read_bytes() == b"x" * 70_000
+        assert stat.S_IMODE(stored.stat().st_mode) == 0o444
 
 
 def test_filesystem_leaves_no_partial_file_under_a_final_name(tmp_path):

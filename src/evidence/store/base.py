@@ -36,7 +36,8 @@ class EvidenceStore(ABC):
 
     @abstractmethod
     def put_file(self, key: str, path: Path) -> bool:
-        """Like ``put``, streaming from a local file (for large artifacts)."""
+        """Like ``put``, from a local file (for large artifacts) that the caller hands
+        over: it must not change afterwards, and a store may take it in place."""
 
     @abstractmethod
     def get(self, key: str) -> bytes:

@@ -2,7 +2,9 @@
 
 A put writes a temporary file in the target folder, fsyncs it, makes it
 read-only, links it into place (``os.link`` fails if the name exists, so
-nothing is ever replaced) and fsyncs the folder. A crash leaves at most a
+nothing is ever replaced) and fsyncs the folder. A file handed over with
+``put_file`` is itself that temporary file when it lies on the same file
+system (an artifact spool is then never copied). A crash leaves at most a
 ``.tmp-*`` file (never listed), never a partial or writable file under a final
 name. Operating-system failures surface as ``StoreError`` naming the key.
 """
@@ -72,6 +74,9 @@ class FilesystemStore(EvidenceStore):
         if target.exists():
             return self._same_file(target, key, path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        adopted = self._adopt(path, target, key)
+        if adopted is not None:
+            return adopted
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as handle, path.open("rb") as source:
@@ -88,6 +93,24 @@ class FilesystemStore(EvidenceStore):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+    def _adopt(self, path: Path, target: Path, key: str) -> bool | None:
+        """Link the handed-over file itself into place; None when it cannot be
+        linked (another file system, no hard links there) and must be copied."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(path, 0o444)  # read-only before it has its final name
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            return self._same_file(target, key, path)
+        except OSError:
+            return None
+        _fsync_dir(target.parent)
+        return True
 
     def _link(self, tmp: Path, path: Path, key: str, data: bytes) -> bool:
         os.chmod(tmp, 0o444)  # read-only before it has its final name
