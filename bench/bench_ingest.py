@@ -5,7 +5,9 @@ $BENCH_INGEST_RECORDS or ``--records 50000,100000``) this writes a JSON-lines
 file, measures the floor (``json.loads`` + SHA-256 over the same bytes, in this
 process), then runs a child process that collects the file into a fresh
 deployment (stored artifact + ledger + signed checkpoint + observations) and
-collects it a second time, unchanged. It prints:
+collects it a second time, unchanged. It does this ``--rounds`` times (default
+3, or $BENCH_INGEST_ROUNDS), floor and child alike, and compares the fastest of
+each: the machine is shared and its speed drifts. It prints:
 
 * ingest: records/s and the ratio of the first run's time to the floor
   (target: within 3x);
@@ -108,39 +110,53 @@ def child(root: Path, data: Path, url: str) -> None:
     print(json.dumps(out))
 
 
-def run_size(count: int, backend: str, workdir: Path) -> dict[str, Any]:
-    root = workdir / f"ingest-{count}"
-    root.mkdir(parents=True)
-    data = root / "records.jsonl"
+def run_size(count: int, backend: str, workdir: Path, rounds: int) -> dict[str, Any]:
+    """``rounds`` times: the floor, then a child collecting into a fresh deployment.
+
+    The machine is shared and its speed drifts by tens of percent within minutes,
+    so both sides are measured in every round and the fastest of each is compared
+    (the floor is also measured once more at the end)."""
+    base = workdir / f"ingest-{count}"
+    base.mkdir(parents=True)
+    data = base / "records.jsonl"
     size = write_jsonl(data, count)
-    floor_before = floor_seconds(data)
-    url = _workspace.create_database(backend, root)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", str(root), str(data), url],
-            stdout=subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        output = proc.stdout.read()
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"ingest child failed with exit code {proc.returncode}")
-        result: dict[str, Any] = json.loads(output)
-    finally:
-        _workspace.drop_database(url)
-    # The machine is shared: the floor is measured before and after the child, and
-    # their mean is the floor its time is compared with.
-    floor_after = floor_seconds(data)
-    result.update(
-        count=count,
-        bytes=size,
-        floor=(floor_before + floor_after) / 2,
-        floors=(floor_before, floor_after),
-        rss_mb=usage.ru_maxrss / 1024,
-        root=str(root),
-    )
-    return result
+    floors: list[float] = []
+    runs: list[dict[str, Any]] = []
+    for number in range(rounds):  # bounded
+        floors.append(floor_seconds(data))
+        root = base / f"round-{number}"
+        root.mkdir()
+        url = _workspace.create_database(backend, root)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "--child", str(root), str(data), url],
+                stdout=subprocess.PIPE,
+            )
+            assert proc.stdout is not None
+            output = proc.stdout.read()
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                raise SystemExit(f"ingest child failed with exit code {proc.returncode}")
+            run: dict[str, Any] = json.loads(output)
+        finally:
+            _workspace.drop_database(url)
+        run.update(rss_mb=usage.ru_maxrss / 1024, root=str(root))
+        runs.append(run)
+    floors.append(floor_seconds(data))
+    best = min(runs, key=lambda r: float(r["first"]["seconds"]))
+    return {
+        **best,
+        "count": count,
+        "bytes": size,
+        "floor": min(floors),
+        "floors": (min(floors), max(floors)),
+        "rounds": rounds,
+        "firsts": [r["first"]["seconds"] for r in runs],
+        # Every round must hold the steady state and the memory bound, not just the best.
+        "steady_all": all(r["second"]["rows_before"] == r["second"]["rows_after"] for r in runs),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+    }
 
 
 def report(results: list[dict[str, Any]], backend: str) -> bool:
@@ -153,9 +169,9 @@ def report(results: list[dict[str, Any]], backend: str) -> bool:
         print(
             f"ingest[{backend}] {r['count']:,} records ({r['bytes'] / r['count']:.0f} B avg): "
             f"floor {r['count'] / r['floor']:,.0f} rec/s "
-            f"(before {r['count'] / r['floors'][0]:,.0f}, "
-            f"after {r['count'] / r['floors'][1]:,.0f}); "
-            f"run_source {r['count'] / first['seconds']:,.0f} rec/s; {ratio:.2f}x the floor's "
+            f"(slowest {r['count'] / r['floors'][1]:,.0f}); run_source "
+            f"{r['count'] / first['seconds']:,.0f} rec/s (best of {r['rounds']}, slowest "
+            f"{r['count'] / max(r['firsts']):,.0f}); {ratio:.2f}x the floor's "
             f"time (target <= {INGEST_TARGET:.0f}x) {'ok' if good else 'ABOVE TARGET'}"
         )
         print(
@@ -165,7 +181,8 @@ def report(results: list[dict[str, Any]], backend: str) -> bool:
             f"closed {second['closed']}; store grew by {second['store_growth']}"
         )
         steady = (
-            second["rows_before"] == second["rows_after"]
+            r["steady_all"]
+            and second["rows_before"] == second["rows_after"]
             and second["added"] == 0
             and "content" not in second["store_growth"]
         )
@@ -200,11 +217,14 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--keep", type=Path, help="leave the largest deployment here")
+    parser.add_argument(
+        "--rounds", type=int, default=int(os.environ.get("BENCH_INGEST_ROUNDS", 3))
+    )
     args = parser.parse_args(argv[1:])
     sizes = sorted(int(n) for n in args.records.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="evidence-bench-"))
     try:
-        results = [run_size(n, args.database, workdir) for n in sizes]
+        results = [run_size(n, args.database, workdir, args.rounds) for n in sizes]
         ok = report(results, args.database)
         if args.keep:
             shutil.move(results[-1]["root"], args.keep)

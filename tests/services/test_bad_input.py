@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -266,3 +268,14 @@ def test_unavailable_store_kind_is_a_config_error(collected):
         pytest.skip("the azure_blob store is available")
     assert "azure_blob" in result.err
     assert str(config) in result.err
+
+
+def test_a_source_loads_only_its_own_collector_module():
+    """Building an import.json source must not import the Azure collectors (and SDKs)."""
+    code = (
+        "import sys; from evidence.collectors.registry import get_collector; "
+        "get_collector('import.json'); "
+        "print(sorted(m for m in sys.modules if m.startswith('azure')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
