@@ -1,5 +1,5 @@
-"""A new SQLite database gets 8 KiB pages (observation rows are 1-2 KB); an existing one
-keeps its own."""
+"""A new SQLite database gets 16 KiB pages (large ingests write far fewer WAL frames);
+an existing one keeps its own."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ def _page_size(path: Path) -> int:
         return int(conn.execute("PRAGMA page_size").fetchone()[0])
 
 
-def test_a_new_database_gets_8k_pages_and_wal(tmp_path: Path) -> None:
+def test_a_new_database_gets_16k_pages_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     engine = make_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE t (x TEXT)"))
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
     engine.dispose()
-    assert _page_size(path) == 8192
+    assert _page_size(path) == 16384
 
 
 def test_an_existing_database_keeps_its_page_size(tmp_path: Path) -> None:
