@@ -283,6 +283,7 @@ def test_entry_appended_without_checkpoint_is_not_included(three_runs):
     with spool.open("wb") as sink:
         writer = ArtifactWriter(sink)
         writer.add({"file": "in.jsonl", "line": 1, "data": {"id": "forged"}})
+        writer.flush()
     now = datetime.now(UTC)
     envelope = Envelope(
         source="manual", collector="import.json", collector_version="1.0", run_id="f" * 32,

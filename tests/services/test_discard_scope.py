@@ -5,6 +5,7 @@ pseudonyms."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -38,6 +39,7 @@ def _expected(records: list[tuple[str, int, Any]]) -> tuple[ArtifactWriter, byte
     writer = ArtifactWriter(sink)
     for name, line, data in records:
         writer.add({"file": name, "line": line, "data": data})
+    writer.flush()
     return writer, sink.getvalue()
 
 
@@ -133,8 +135,49 @@ def test_writer_rewind_equals_never_having_written():
     straight = ArtifactWriter(straight_sink)
     for record in records:
         straight.add(record)
+    writer.flush()
+    straight.flush()
     assert sink.getvalue() == straight_sink.getvalue()
     assert writer.record_count == straight.record_count == 11
     assert writer.bytes_written == straight.bytes_written
     assert writer.content_digest() == straight.content_digest()
     assert writer.merkle_root() == straight.merkle_root()
+
+
+def test_file_hashes_and_content_hold_across_many_chunks_and_blocks(
+    workspace, tmp_path, monkeypatch
+):
+    # Small read chunks and artifact blocks: the file hashes and the artifact are
+    # built from hundreds of pieces, and a discarded file in the middle rewinds
+    # across block boundaries.
+    from evidence.collectors.files import json_import
+    from evidence.domain import artifact
+
+    monkeypatch.setattr(json_import, "READ_CHUNK", 97)
+    monkeypatch.setattr(artifact, "BLOCK_BYTES", 211)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good_a = [{"id": f"a{i}", "text": "ü" * (i % 9), "v": i / 3} for i in range(300)]
+    good_c = [{"id": f"c{i}", "v": [i]} for i in range(150)]
+    (folder / "a.jsonl").write_text(_lines(good_a))
+    (folder / "b.jsonl").write_text(_lines(good_c[:120]) + "not json\n")
+    (folder / "c.jsonl").write_text(_lines(good_c))
+    workspace.add_source(name="src", kind="import.json", path=str(folder / "*.jsonl"))
+    rt = workspace.runtime()
+
+    result = run_source(rt, workspace.settings().source("src"))
+
+    assert (result.status, result.records) == ("partial", 450)
+    envelope, content = _stored(rt, result.envelope)
+    files = {f["name"]: f["sha256"] for f in envelope.query["files"]}
+    assert files == {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ("a.jsonl", "c.jsonl")
+    }
+    expected, expected_content = _expected(
+        [("a.jsonl", n, r) for n, r in enumerate(good_a, 1)]
+        + [("c.jsonl", n, r) for n, r in enumerate(good_c, 1)]
+    )
+    assert content == expected_content
+    assert envelope.content_sha256 == str(expected.content_digest())
+    assert envelope.merkle_root == str(expected.merkle_root())

@@ -377,7 +377,9 @@ class _NewRows:
         stamp = to_db(self._collected_at) if to_db else self._collected_at
         columns = ", ".join(_INSERT_COLUMNS)
         # The attributes go in as their UTF-8 bytes, stored as TEXT by the CAST: no
-        # decoding here and encoding again in the driver (1.5 KB of text a row).
+        # decoding here and encoding again in the driver (1.5 KB of text a row). As a
+        # bytearray: sqlite3 binds one directly, while for ``bytes`` it first looks
+        # for an adapter and fails twice with an exception (~3 us a row).
         marks = ", ".join("CAST(? AS TEXT)" if c == "attributes" else "?" for c in _INSERT_COLUMNS)
         source, envelope = self._source, self._envelope
         cursor = self._raw.cursor()
@@ -391,7 +393,7 @@ class _NewRows:
                         r.subject,
                         r.scope,
                         to_db(r.observed_at) if to_db and r.observed_at else r.observed_at,
-                        r.attributes,
+                        bytearray(r.attributes),
                         r.fingerprint,
                         stamp,
                         envelope,

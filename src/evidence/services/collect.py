@@ -196,7 +196,11 @@ def _run(rt: Runtime, source: SourceSettings, collector: Collector, started: dat
             aborted = True
             message = f"{type(exc).__name__}: {exc}"
             errors.append({"scope": "", "code": "internal", "message": message})
-        sink.flush()
+        try:
+            writer.flush()
+            sink.flush()
+        except OSError as exc:
+            raise StoreError(f"cannot write the run's spool in the outbox: {exc}") from exc
         # The content spool must be on disk before the run is recorded (step 3); its
         # flush runs meanwhile, beside the database work, and is awaited before commit.
         content_durable = _BackgroundFsync(sink.fileno())
