@@ -32,7 +32,12 @@ static PyObject *convert(PyObject *item, PyObject *on_float, PyObject *on_other)
     if (kind == &PyFloat_Type) {
         double number = PyFloat_AS_DOUBLE(item);
         double size = fabs(number);
-        if (size >= PLAIN_FROM && size < PLAIN_TO && floor(number) != number) {
+        if (size < PLAIN_TO && floor(number) == number) {
+            /* A whole number below 2**53 is written as the integer it is (no
+               ".0"), exactly as ``on_float`` would have it written. */
+            return PyLong_FromDouble(number);
+        }
+        if (size >= PLAIN_FROM && size < PLAIN_TO) {
             return Py_NewRef(item);
         }
         return PyObject_CallOneArg(on_float, item);

@@ -56,14 +56,16 @@ ORJSON_FLOATS_TO = 2.0**53  # every float from here on is a whole number anyway
 # applies the normalization rule.
 _FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
-# UTF-8 lead bytes of U+E000..U+FFFF, and of characters beyond U+FFFF.
-_HIGH_BMP = (b"\xee", b"\xef")
-_ASTRAL = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
-
 
 def _order_hazard(out: bytes) -> bool:
-    """True when orjson's code-point key order might differ from JCS's UTF-16 order."""
-    return any(b in out for b in _HIGH_BMP) and any(b in out for b in _ASTRAL)
+    """True when orjson's code-point key order might differ from JCS's UTF-16 order:
+    the text holds both a character of U+E000..U+FFFF (UTF-8 lead byte EE or EF)
+    and one beyond U+FFFF (F0 to F4). Written out, not as ``any()`` over the lead
+    bytes: it runs on every non-ASCII record, and generators cost more than the
+    searches."""
+    return (b"\xee" in out or b"\xef" in out) and (
+        b"\xf0" in out or b"\xf1" in out or b"\xf2" in out or b"\xf3" in out or b"\xf4" in out
+    )
 
 
 def normalize(value: JSONValue, path: str = "$") -> tuple[JSONValue, bool]:
@@ -187,8 +189,11 @@ class _Slow(Exception):
 
 
 def _float(value: float) -> Any:
-    """A float as orjson should write it: as is where orjson's text is JCS's, else a Fragment."""
-    if ORJSON_FLOATS_FROM <= abs(value) < ORJSON_FLOATS_TO and not value.is_integer():
+    """A float as orjson should write it: as is where orjson's text is JCS's, a whole
+    number below 2**53 as that integer (its JCS text has no ".0"), else a Fragment."""
+    if abs(value) < ORJSON_FLOATS_TO and value.is_integer():
+        return int(value)
+    if ORJSON_FLOATS_FROM <= abs(value) < ORJSON_FLOATS_TO:
         return value
     try:
         return orjson.Fragment(number_text(value))
