@@ -64,8 +64,29 @@ def test_first_run_opens_one_row_per_fact_with_its_attributes(workspace, tmp_pat
         assert row["envelope_sha256"] == result.envelope
         assert row["record_index"] == index
         assert row["scope"] == "a.jsonl"
+        assert row["observed_at"] is None  # NULL, not an empty text
         expected = Observation("import.record", record["id"], record, None, "a.jsonl").fingerprint()
         assert row["fingerprint"] == expected.hex
+
+
+def test_observed_at_is_stored_when_the_data_has_it_and_null_when_not(workspace, tmp_path):
+    records = [{"id": "r0", "at": "2026-02-03T04:05:06.789Z"}, {"id": "r1"}, {"id": "r2", "at": 7}]
+    _write(tmp_path / "a.jsonl", records)
+    workspace.add_source(
+        name="src", kind="import.json", path=str(tmp_path / "a.jsonl"), observed_at_field="at"
+    )
+    rt, result = _collect(workspace, "src", T0)
+    assert result.observations_added == 3
+    with rt.engine.connect() as conn:
+        nulls = conn.execute(
+            sa.select(sa.func.count()).where(t.observations.c.observed_at.is_(None))
+        ).scalar_one()
+    assert nulls == 2
+    assert [r["observed_at"] for r in _rows(rt)] == [
+        datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=UTC),
+        None,
+        None,
+    ]
 
 
 def test_unchanged_recollect_writes_no_rows_and_changes_are_tracked(workspace, tmp_path):

@@ -379,8 +379,11 @@ class _NewRows:
         # The attributes go in as their UTF-8 bytes, stored as TEXT by the CAST: no
         # decoding here and encoding again in the driver (1.5 KB of text a row). As a
         # bytearray: sqlite3 binds one directly, while for ``bytes`` it first looks
-        # for an adapter and fails twice with an exception (~3 us a row).
-        marks = ", ".join("CAST(? AS TEXT)" if c == "attributes" else "?" for c in _INSERT_COLUMNS)
+        # for an adapter and fails twice with an exception (measured: ~0.7 us a row).
+        # A missing observed_at goes in as '' made NULL by NULLIF, for the same
+        # reason: sqlite3 binds text directly, None after the lookups (~0.3 us).
+        special = {"attributes": "CAST(? AS TEXT)", "observed_at": "NULLIF(?, '')"}
+        marks = ", ".join(special.get(c, "?") for c in _INSERT_COLUMNS)
         source, envelope = self._source, self._envelope
         cursor = self._raw.cursor()
         try:
@@ -392,7 +395,9 @@ class _NewRows:
                         r.kind,
                         r.subject,
                         r.scope,
-                        to_db(r.observed_at) if to_db and r.observed_at else r.observed_at,
+                        ""
+                        if r.observed_at is None
+                        else to_db(r.observed_at) if to_db else r.observed_at,
                         bytearray(r.attributes),
                         r.fingerprint,
                         stamp,

@@ -79,7 +79,7 @@ class JsonImportCollector(Collector):
         observed_at = None
         if isinstance(data, dict):
             value = data.get(options.subject_field)
-            if isinstance(value, str | int) and not isinstance(value, bool):
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
                 subject = str(value)
             if options.observed_at_field:
                 observed_at = _parse_time(data.get(options.observed_at_field))
@@ -119,7 +119,8 @@ def _read_lines(path: Path, handle: Any, hasher: Any) -> Iterator[tuple[int, Any
     while True:
         chunk = handle.read(READ_CHUNK)
         hasher.update(chunk)
-        lines = (tail + chunk).split(b"\n")
+        lines = chunk.split(b"\n")
+        lines[0] = tail + lines[0]  # not tail + chunk: that copies the whole chunk
         tail = lines.pop() if chunk else b""
         for raw in lines:
             number += 1
