@@ -1,9 +1,12 @@
-"""ArtifactWriter: lines written a block at a time give the bytes and digests of the records."""
+"""ArtifactWriter: lines written a block at a time, on the caller's thread or on a
+background one, give exactly the bytes and digests of the records."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import pytest
 
@@ -15,6 +18,15 @@ from evidence.domain.merkle import leaf_hashes, root_of
 
 def _records(count: int) -> list[dict[str, object]]:
     return [{"n": i, "text": "é" * (i % 50), "x": i / 7} for i in range(count)]
+
+
+@pytest.fixture(params=["caller", "background"])
+def background(request: pytest.FixtureRequest) -> Iterator[Executor | None]:
+    if request.param == "caller":
+        yield None
+    else:
+        with ThreadPoolExecutor(1) as executor:
+            yield executor
 
 
 @pytest.fixture
@@ -30,11 +42,11 @@ def _expected(records: list[dict[str, object]]) -> tuple[bytes, str, bytes]:
 
 
 @pytest.mark.usefixtures("small_blocks")
-def test_blocks_give_the_bytes_and_digests_of_the_records():
+def test_blocks_give_the_bytes_and_digests_of_the_records(background):
     records = _records(500)
     content, sha, root = _expected(records)
     sink = io.BytesIO()
-    writer = ArtifactWriter(sink)
+    writer = ArtifactWriter(sink, background=background)
     for record in records:
         writer.add(record)
     assert writer.record_count == 500
@@ -45,10 +57,10 @@ def test_blocks_give_the_bytes_and_digests_of_the_records():
 
 
 @pytest.mark.usefixtures("small_blocks")
-def test_rewind_across_blocks():
+def test_rewind_across_blocks(background):
     records = _records(200)
     sink = io.BytesIO()
-    writer = ArtifactWriter(sink)
+    writer = ArtifactWriter(sink, background=background)
     for record in records[:77]:
         writer.add(record)
     mark = writer.mark()
@@ -79,9 +91,8 @@ class _FullDisk(io.BytesIO):
         raise OSError(28, "No space left on device")
 
 
-@pytest.mark.usefixtures("small_blocks")
-def test_a_failed_block_write_is_raised_and_raised_again():
-    writer = ArtifactWriter(_FullDisk())
+def test_a_failed_block_write_is_raised_and_raised_again(background):
+    writer = ArtifactWriter(_FullDisk(), background=background)
     for record in _records(3):  # under a block: nothing written yet
         writer.add(record)
     with pytest.raises(OSError, match="No space"):
@@ -92,4 +103,16 @@ def test_a_failed_block_write_is_raised_and_raised_again():
     with pytest.raises(OSError, match="No space"):
         writer.merkle_root()
     with pytest.raises(OSError, match="No space"):
-        writer.flush()
+        writer.mark()
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_a_failed_write_in_the_background_surfaces_in_the_caller():
+    with ThreadPoolExecutor(1) as executor:
+        writer = ArtifactWriter(_FullDisk(), background=executor)
+        with pytest.raises(OSError, match="No space"):  # noqa: PT012 (raised by whichever add waits)
+            for record in _records(50):
+                writer.add(record)
+            writer.flush()
+        with pytest.raises(OSError, match="No space"):
+            writer.flush()

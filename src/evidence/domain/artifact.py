@@ -7,13 +7,19 @@ memory. ``mark()`` and ``rewind()`` take back the records written since a mark
 (a scope that turned out bad halfway contributes nothing). The envelope's
 canonical bytes hash to the artifact's identity.
 
-Lines are gathered into blocks of about ``BLOCK_BYTES``; each block is hashed
-(both hashes) and written as one: three calls a block instead of three a record.
+Lines are gathered into blocks of ``BLOCK_BYTES``; each block is hashed (both
+hashes) and written as one. Given an executor, the writer does that on the
+executor's thread while the caller gathers the next block: the hashes and the
+write run without the GIL, so on a second core they cost the caller almost
+nothing. Blocks are large because that thread needs the GIL to start and end
+each one, and each time it waits for the caller's thread to let go of it. At
+most one block is in flight.
 """
 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -23,7 +29,7 @@ from evidence.domain.merkle import LineTree, LineTreeLike
 
 ENVELOPE_SCHEMA = "evidence.envelope/1"
 MAX_RECORD_BYTES = 16 * 1024 * 1024
-BLOCK_BYTES = 1024 * 1024
+BLOCK_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,27 @@ class ArtifactWriter:
     """Write canonical lines to ``sink`` (seekable, from its start); read the digests when done.
 
     What was added reaches ``sink`` a block at a time: ``flush()`` (or reading a
-    digest) puts all of it there."""
+    digest) puts all of it there. ``background``: an executor to hash and write
+    the blocks on (see the module docstring); without one, the caller's thread
+    does. Once a write has failed (a full disk), every later call that waits for
+    the blocks raises that error: no digest is handed out over content that was
+    not all written."""
 
-    def __init__(self, sink: IO[bytes], *, max_record_bytes: int = MAX_RECORD_BYTES) -> None:
+    def __init__(
+        self,
+        sink: IO[bytes],
+        *,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        background: Executor | None = None,
+    ) -> None:
         self._sink = sink
         self._content = hashlib.sha256()
         self._tree = LineTree()  # leaves are the lines: it is fed what is written
+        self._background = background
+        self._in_flight: Future[None] | None = None
+        self._failed: OSError | None = None
         self._block: list[bytes] = []
         self._block_bytes = 0
-        self._failed: OSError | None = None
         self.max_record_bytes = max_record_bytes
         self.bytes_written = 0  # including the block not yet written
         self.record_count = 0
@@ -74,27 +92,12 @@ class ArtifactWriter:
         self.bytes_written += size + 1
         self.record_count += 1
         if self._block_bytes >= BLOCK_BYTES:
-            self.flush()
+            self._hand_on()
 
     def flush(self) -> None:
-        """Hash and write everything added so far.
-
-        Once a write has failed (a full disk), this raises that error every time:
-        no digest is handed out over content that was not all written."""
-        if self._failed is not None:
-            raise self._failed
-        if not self._block:
-            return
-        self._block.append(b"")  # so that the join ends the last line too
-        block = b"\n".join(self._block)
-        self._block, self._block_bytes = [], 0
-        self._tree.update(block)
-        self._content.update(block)
-        try:
-            self._sink.write(block)
-        except OSError as exc:
-            self._failed = exc
-            raise
+        """Hash and write everything added so far, and wait until that is done."""
+        self._hand_on()
+        self._wait()
 
     def mark(self) -> WriterMark:
         """The writer's state now, for ``rewind`` (O(log n): the tree keeps log n hashes)."""
@@ -105,6 +108,7 @@ class ArtifactWriter:
 
     def rewind(self, mark: WriterMark) -> None:
         """Take back every record written since ``mark``: the sink, hashes and count."""
+        self._wait()
         self._block, self._block_bytes = [], 0
         self._sink.seek(mark.bytes_written)
         self._sink.truncate()
@@ -119,6 +123,36 @@ class ArtifactWriter:
     def merkle_root(self) -> Digest:
         self.flush()
         return Digest.from_bytes(self._tree.root())
+
+    def _hand_on(self) -> None:
+        if not self._block:
+            return
+        self._block.append(b"")  # so that the join ends the last line too
+        block = b"\n".join(self._block)
+        self._block, self._block_bytes = [], 0
+        self._wait()  # the block before is done: one in flight at most
+        if self._background is None:
+            self._absorb(block)
+        else:
+            self._in_flight = self._background.submit(self._absorb, block)
+
+    def _wait(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
+        if self._failed is not None:
+            raise self._failed
+
+    def _absorb(self, block: bytes) -> None:
+        if self._failed is not None:
+            raise self._failed
+        self._tree.update(block)
+        self._content.update(block)
+        try:
+            self._sink.write(block)
+        except OSError as exc:
+            self._failed = exc
+            raise
 
 
 @dataclass(frozen=True)
