@@ -70,6 +70,10 @@ def test_a_file_invalid_on_its_last_line_contributes_nothing(workspace, tmp_path
     assert envelope.merkle_root == str(expected.merkle_root())
     assert envelope.content_bytes == len(content)
     assert [f["name"] for f in envelope.query["files"]] == ["a.jsonl", "c.jsonl"]
+    # Files of less than a read chunk are hashed inline, not on the hashing thread.
+    assert [f["sha256"] for f in envelope.query["files"]] == [
+        hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in ("a.jsonl", "c.jsonl")
+    ]
     assert {s["scope"]: s["records"] for s in envelope.scopes} == {
         "a.jsonl": 2,
         "b.jsonl": 0,

@@ -37,7 +37,6 @@ class WriterMark:
     """Where an ``ArtifactWriter`` stood: enough to take back what came after."""
 
     bytes_written: int
-    record_count: int
     content: Any  # a copy of the content's hashlib object
     tree: LineTreeLike
 
@@ -101,10 +100,8 @@ class ArtifactWriter:
 
     def mark(self) -> WriterMark:
         """The writer's state now, for ``rewind`` (O(log n): the tree keeps log n hashes)."""
-        self.flush()
-        return WriterMark(
-            self.bytes_written, self.record_count, self._content.copy(), self._tree.copy()
-        )
+        self.flush()  # so that the hashes and the tree hold every record added
+        return WriterMark(self.bytes_written, self._content.copy(), self._tree.copy())
 
     def rewind(self, mark: WriterMark) -> None:
         """Take back every record written since ``mark``: the sink, hashes and count."""
@@ -112,9 +109,10 @@ class ArtifactWriter:
         self._block, self._block_bytes = [], 0
         self._sink.seek(mark.bytes_written)
         self._sink.truncate()
-        self.bytes_written, self.record_count = mark.bytes_written, mark.record_count
+        self.bytes_written = mark.bytes_written
         self._content = mark.content.copy()
         self._tree = mark.tree.copy()
+        self.record_count = self._tree.count
 
     def content_digest(self) -> Digest:
         self.flush()
@@ -144,8 +142,6 @@ class ArtifactWriter:
             raise self._failed
 
     def _absorb(self, block: bytes) -> None:
-        if self._failed is not None:
-            raise self._failed
         self._tree.update(block)
         self._content.update(block)
         try:
